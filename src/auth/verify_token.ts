@@ -1,0 +1,249 @@
+/**
+ * JWT access token verification for a resource server (RFC 9068 profile, RFC 8725 BCP).
+ *
+ * Cheap checks come first — shape, algorithm allowlist, `crit`, `typ`, issuer, kid —
+ * so that junk never reaches the cryptography. jose's jwtVerify then checks the
+ * signature with a key chosen only by `kid`/`alg` from the authorization server's JWKS
+ * (`jku`, `x5u`, `x5c` and embedded `jwk` headers are never used), and the claims:
+ * `iss` exact, `aud` intersecting the accepted list, `exp` required, `nbf`, skew, `sub`.
+ *
+ * Not checked here: scopes (see scope.ts), token revocation (a JWT cannot tell), and
+ * whether the client is allowed to use this resource beyond its audience.
+ */
+import {
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  type JWTPayload,
+  jwtVerify,
+  type JWTVerifyOptions,
+  type ProtectedHeaderParameters,
+} from "jose";
+import type { Config } from "../config.ts";
+import { AuthError, type AuthReason } from "../errors.ts";
+import type { KeySet } from "./key_set.ts";
+import { tokenScopes } from "./scope.ts";
+
+/** Larger tokens are refused before parsing (real access tokens stay under a few KiB). */
+export const MaxTokenLength = 16_384;
+
+export interface VerifiedToken {
+  sub: string;
+  scopes: string[];
+  clientId: string | undefined;
+  /** Expiry, seconds since the epoch. */
+  exp: number;
+  payload: JWTPayload;
+}
+
+/** `typ` values accepted: RFC 9068's at+jwt preferred, plain JWT or none tolerated. */
+const AcceptedTyp = new Set(["at+jwt", "application/at+jwt", "jwt", "application/jwt"]);
+
+function invalid(reason: AuthReason, description: string, hint?: string, cause?: unknown): AuthError {
+  return new AuthError(reason, 401, "invalid_token", description, { hint, cause });
+}
+
+/** Explains near misses in plain words: trailing slash, case, scheme. */
+export function nearMissHint(got: readonly string[], expected: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/\/+$/, "").replace(/^https?:\/\//, "");
+  for (const g of got) {
+    for (const e of expected) {
+      if (g === e) continue;
+      if (g.replace(/\/+$/, "") === e.replace(/\/+$/, "")) {
+        return `${JSON.stringify(g)} differs from ${JSON.stringify(e)} only by a trailing slash`;
+      }
+      if (g.toLowerCase() === e.toLowerCase()) {
+        return `${JSON.stringify(g)} differs from ${JSON.stringify(e)} only by letter case`;
+      }
+      if (norm(g) === norm(e)) return `${JSON.stringify(g)} differs from ${JSON.stringify(e)} only by scheme`;
+    }
+  }
+  return undefined;
+}
+
+function describeMismatch(claim: string, got: unknown, expected: readonly string[]): string {
+  const values = Array.isArray(got) ? got.map(String) : got === undefined ? [] : [String(got)];
+  const near = nearMissHint(values, expected);
+  const was = got === undefined ? `${claim} is missing` : `${claim} was ${JSON.stringify(got)}`;
+  return `${was}, expected one of ${JSON.stringify(expected)}${near ? ` (${near})` : ""}`;
+}
+
+export interface TokenVerifierOptions {
+  config: Pick<
+    Config,
+    "allowedAlgorithms" | "expectedIssuers" | "expectedAudiences" | "clockSkewSeconds"
+  >;
+  /** The key set for a token's (already accepted) issuer. */
+  keysFor: (iss: string) => KeySet;
+  now: () => number;
+}
+
+export class TokenVerifier {
+  #opts: TokenVerifierOptions;
+  #algorithms: Set<string>;
+  #issuers: Set<string>;
+  #verifyOptions: Omit<JWTVerifyOptions, "currentDate">;
+
+  constructor(opts: TokenVerifierOptions) {
+    this.#opts = opts;
+    const c = opts.config;
+    this.#algorithms = new Set(c.allowedAlgorithms);
+    this.#issuers = new Set(c.expectedIssuers);
+    this.#verifyOptions = {
+      algorithms: [...c.allowedAlgorithms],
+      issuer: [...c.expectedIssuers],
+      audience: [...c.expectedAudiences],
+      clockTolerance: c.clockSkewSeconds,
+      requiredClaims: ["exp", "sub"],
+    };
+  }
+
+  /** Verifies a compact JWS access token; throws AuthError with a stable reason. */
+  async verify(token: string): Promise<VerifiedToken> {
+    const c = this.#opts.config;
+    if (token.length > MaxTokenLength) {
+      throw invalid("malformed", "The access token is too large", `token is ${token.length} bytes`);
+    }
+    let header: ProtectedHeaderParameters;
+    let claims: JWTPayload;
+    try {
+      if (token.split(".").length !== 3) throw new Error("not three segments");
+      header = decodeProtectedHeader(token);
+      claims = decodeJwt(token);
+    } catch (cause) {
+      throw invalid("malformed", "The access token is not a well-formed JWT", undefined, cause);
+    }
+    if (typeof header.alg !== "string" || !this.#algorithms.has(header.alg)) {
+      throw invalid(
+        "alg_not_allowed",
+        "The token's signing algorithm is not accepted",
+        `alg was ${JSON.stringify(header.alg)}, expected one of ${c.allowedAlgorithms.join(",")}`,
+      );
+    }
+    if (header.crit !== undefined) {
+      throw invalid(
+        "crit_not_supported",
+        "The token has critical header parameters",
+        `crit was ${JSON.stringify(header.crit)}`,
+      );
+    }
+    if (header.typ !== undefined && (typeof header.typ !== "string" || !AcceptedTyp.has(header.typ.toLowerCase()))) {
+      throw invalid(
+        "bad_typ",
+        "The token is not an access token",
+        `typ was ${JSON.stringify(header.typ)}, expected at+jwt`,
+      );
+    }
+    if (typeof claims.iss !== "string" || !this.#issuers.has(claims.iss)) {
+      throw invalid(
+        "bad_issuer",
+        "The token was issued by an untrusted issuer",
+        describeMismatch("iss", claims.iss, c.expectedIssuers),
+      );
+    }
+    const keys = this.#opts.keysFor(claims.iss);
+    if (!keys.ready) {
+      throw new AuthError("no_keys", 503, "", "The authorization server's keys are not loaded yet");
+    }
+    if (typeof header.kid === "string" && !keys.hasKid(header.kid)) {
+      await keys.refetch();
+      if (!keys.hasKid(header.kid)) {
+        throw invalid(
+          "unknown_kid",
+          "The token was signed with an unknown key",
+          `kid ${JSON.stringify(header.kid)} is not in the JWKS`,
+        );
+      }
+    }
+    let payload: JWTPayload;
+    try {
+      payload = await this.#verifyWithKeys(token, keys);
+    } catch (e) {
+      if (!(e instanceof joseErrors.JWSSignatureVerificationFailed)) throw this.#mapError(e, claims);
+      // The key may have been rotated under the same kid: refetch once and retry.
+      if (!(await keys.refetch())) throw this.#mapError(e, claims);
+      try {
+        payload = await this.#verifyWithKeys(token, keys);
+      } catch (e2) {
+        throw this.#mapError(e2, claims);
+      }
+    }
+    if (typeof payload.sub !== "string" || payload.sub === "") {
+      throw invalid("missing_sub", "The token has no subject", "sub must be a non-empty string");
+    }
+    const clientId = payload["client_id"] ?? payload.azp ?? payload["cid"] ?? payload["appid"];
+    return {
+      sub: payload.sub,
+      scopes: tokenScopes(payload),
+      clientId: typeof clientId === "string" ? clientId : undefined,
+      exp: payload.exp!,
+      payload,
+    };
+  }
+
+  async #verifyWithKeys(token: string, keys: KeySet): Promise<JWTPayload> {
+    const options = { ...this.#verifyOptions, currentDate: new Date(this.#opts.now()) };
+    try {
+      return (await jwtVerify(token, keys.getKey, options)).payload;
+    } catch (e) {
+      if (!(e instanceof joseErrors.JWKSMultipleMatchingKeys)) throw e;
+      // Several keys share the kid: try each, keep the first that verifies.
+      let last: unknown = e;
+      for await (const key of e as unknown as AsyncIterable<CryptoKey>) {
+        try {
+          return (await jwtVerify(token, key, options)).payload;
+        } catch (err) {
+          last = err;
+        }
+      }
+      throw last;
+    }
+  }
+
+  #mapError(e: unknown, claims: JWTPayload): AuthError {
+    if (e instanceof AuthError) return e;
+    const c = this.#opts.config;
+    if (e instanceof joseErrors.JWTExpired) {
+      return invalid("expired", "The access token has expired", `exp was ${claims.exp}`);
+    }
+    if (e instanceof joseErrors.JWTClaimValidationFailed) {
+      switch (e.claim) {
+        case "nbf":
+          return invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${claims.nbf}`);
+        case "aud":
+          return invalid(
+            "bad_audience",
+            "The access token is not meant for this resource",
+            describeMismatch("aud", claims.aud, c.expectedAudiences),
+          );
+        case "iss":
+          return invalid(
+            "bad_issuer",
+            "The token was issued by an untrusted issuer",
+            describeMismatch("iss", claims.iss, c.expectedIssuers),
+          );
+        case "exp":
+          return invalid("missing_exp", "The access token has no expiry", `exp ${e.reason}`);
+        case "sub":
+          return invalid("missing_sub", "The token has no subject", `sub ${e.reason}`);
+        default:
+          return invalid("bad_claim", "The access token has an invalid claim", `${e.claim} ${e.reason}`);
+      }
+    }
+    if (e instanceof joseErrors.JWSSignatureVerificationFailed) {
+      return invalid("bad_signature", "The access token signature is invalid");
+    }
+    if (e instanceof joseErrors.JWKSNoMatchingKey) {
+      return invalid(
+        "unknown_kid",
+        "The token was signed with an unknown key",
+        "no key in the JWKS matches its kid and alg",
+      );
+    }
+    if (e instanceof joseErrors.JOSEAlgNotAllowed) {
+      return invalid("alg_not_allowed", "The token's signing algorithm is not accepted");
+    }
+    const detail = e instanceof Error ? e.message : String(e);
+    return invalid("malformed", "The access token is not a well-formed JWT", detail, e);
+  }
+}

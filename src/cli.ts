@@ -1,0 +1,123 @@
+/**
+ * Command line: `serve` (default), `healthcheck`, `--version`, `--help`.
+ */
+import { createGateway } from "./app.ts";
+import { type Config, loadConfig, parseListenAddr, Variables } from "./config.ts";
+import { ConfigError, formatProblem } from "./errors.ts";
+import { createLogger } from "./logging.ts";
+import type { Runtime } from "./runtime.ts";
+import { Version } from "./version.ts";
+
+export const Usage = `mcp-gate ${Version}: a stateless OAuth 2.1 gateway for MCP servers
+
+Usage: mcp-gate [command]
+
+Commands:
+  serve        run the gateway (default)
+  healthcheck  probe /healthz on LISTEN_ADDR; exit 0 when healthy, 1 otherwise
+  --version    print the version
+  --help       print this help
+
+Configuration is read from environment variables only:
+${Variables.map((v) => `  ${v.name.padEnd(28)} ${v.default.padEnd(24)} ${v.meaning}`).join("\n")}
+`;
+
+function displayHost(hostname: string): string {
+  return hostname.includes(":") ? `[${hostname}]` : hostname;
+}
+
+export async function main(rt: Runtime): Promise<void> {
+  const [command = "serve", ...rest] = rt.args;
+  if (command === "--version" || command === "version") {
+    console.log(`mcp-gate ${Version} (${rt.name} ${rt.version})`);
+    return;
+  }
+  if (command === "--help" || command === "-h" || command === "help") {
+    console.log(Usage);
+    return;
+  }
+  if (rest.length > 0) {
+    console.error(`mcp-gate: unexpected arguments: ${rest.join(" ")}\n\n${Usage}`);
+    rt.exit(2);
+  }
+  switch (command) {
+    case "serve":
+      return serve(rt);
+    case "healthcheck":
+      return rt.exit(await healthcheck(rt.env()));
+    default:
+      console.error(`mcp-gate: unknown command ${JSON.stringify(command)}\n\n${Usage}`);
+      rt.exit(2);
+  }
+}
+
+/** Probes /healthz on LISTEN_ADDR (a wildcard host means loopback). Returns the exit code. */
+export async function healthcheck(env: Record<string, string>): Promise<number> {
+  const addr = parseListenAddr(env["LISTEN_ADDR"] || "0.0.0.0:8080");
+  if (!addr) {
+    console.error(`mcp-gate healthcheck: LISTEN_ADDR ${JSON.stringify(env["LISTEN_ADDR"])} is not host:port`);
+    return 1;
+  }
+  const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
+  try {
+    const res = await fetch(`http://${displayHost(host)}:${addr.port}/healthz`, { signal: AbortSignal.timeout(3000) });
+    await res.body?.cancel();
+    return res.status === 200 ? 0 : 1;
+  } catch {
+    return 1;
+  }
+}
+
+function configOrExit(rt: Runtime): Config {
+  try {
+    return loadConfig(rt.env());
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    createLogger("error").error("invalid configuration", {
+      problems: e.problems.map(formatProblem),
+    });
+    console.error(`mcp-gate: ${e.message}`);
+    return rt.exit(1);
+  }
+}
+
+function serve(rt: Runtime): void {
+  const config = configOrExit(rt);
+  const log = createLogger(config.logLevel);
+  for (const w of config.warnings) log.warn("configuration warning", { warning: w });
+
+  let disable: (req: Request) => void = () => {};
+  const gateway = createGateway(config, { log, disableTimeouts: (req) => disable(req) });
+  const server = rt.serve(gateway.fetch, {
+    hostname: config.listen.hostname,
+    port: config.listen.port,
+    idleTimeoutMs: config.idleTimeoutMs,
+  });
+  disable = server.disableTimeouts;
+  log.info("listening", {
+    url: `http://${displayHost(config.listen.hostname)}:${server.port}`,
+    version: Version,
+    runtime: `${rt.name} ${rt.version}`,
+    resource: config.resourceUri,
+    resource_metadata: config.resourceMetadataUrl,
+    upstream: config.upstreamUrl.href,
+    authorization_servers: config.authorizationServers,
+  });
+  gateway.start().then(() => {
+    if (gateway.ready) log.info("ready", {});
+  });
+
+  let stopping = false;
+  rt.onSignal(async (signal) => {
+    if (stopping) {
+      log.warn("second signal; exiting now", { signal });
+      rt.exit(1);
+    }
+    stopping = true;
+    log.info("shutting down", { signal, grace_ms: config.shutdownTimeoutMs });
+    gateway.close();
+    await server.shutdown(config.shutdownTimeoutMs);
+    log.info("stopped", {});
+    rt.exit(0);
+  });
+}

@@ -1,0 +1,451 @@
+/**
+ * Environment variables → one frozen Config. Every problem is collected and reported
+ * together in a ConfigError; nothing is read from files. Names and meanings follow the
+ * Go mcp-gate so that an existing environment works unchanged.
+ */
+import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { type Cidr, parseCidr } from "./net.ts";
+
+export type LogLevel = "debug" | "info" | "warn" | "error";
+
+export interface ListenAddress {
+  hostname: string;
+  port: number;
+}
+
+export interface Config {
+  listen: ListenAddress;
+  upstreamUrl: URL;
+  /** Exactly as configured: the `resource` of the metadata document. */
+  resourceUri: string;
+  /** Absolute URL of the metadata document for RESOURCE_URI (path-inserted when it has a path). */
+  resourceMetadataUrl: string;
+  /** Gateway paths that serve the metadata document. */
+  metadataPaths: readonly string[];
+  authorizationServers: readonly string[];
+  jwksUri: string | undefined;
+  /** Accepted `iss` values: EXPECTED_ISSUER, or the authorization servers themselves. */
+  expectedIssuers: readonly string[];
+  expectedAudiences: readonly string[];
+  requiredScopes: readonly string[];
+  scopesSupported: readonly string[];
+  resourceName: string;
+  allowedAlgorithms: readonly string[];
+  clockSkewSeconds: number;
+  jwksRefreshIntervalMs: number;
+  jwksRefetchCooldownMs: number;
+  jwksFetchTimeoutMs: number;
+  /** null: the default policy (RESOURCE_URI's origin and loopback); ["*"]: any. */
+  allowedOrigins: readonly string[] | null;
+  trustedProxies: readonly Cidr[];
+  upstreamTimeoutMs: number;
+  maxRequestBody: number;
+  maxHeaderBytes: number;
+  rateLimitRps: number;
+  rateLimitBurst: number;
+  maxConcurrentRequests: number;
+  maxTotalConnections: number;
+  readTimeoutMs: number;
+  idleTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  logLevel: LogLevel;
+  metricsAddr: ListenAddress | null;
+  identityHeaders: boolean;
+  /** Extra claim → request header mappings sent to the upstream after verification. */
+  claimHeaders: readonly (readonly [claim: string, header: string])[];
+  forwardToken: boolean;
+  otel: { endpoint: string | undefined; serviceName: string; sampleRate: number };
+  /** Non-fatal findings to log at start-up. */
+  warnings: readonly string[];
+}
+
+export const DefaultListenAddr = "0.0.0.0:8080";
+export const DefaultAlgorithms = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+export const MetadataPath = "/.well-known/oauth-protected-resource";
+
+/** One row per variable: its default, shown by `--help` and the README. */
+export const Variables: readonly { name: string; default: string; meaning: string }[] = [
+  { name: "LISTEN_ADDR", default: DefaultListenAddr, meaning: "host:port to bind (:8080 allowed)" },
+  { name: "UPSTREAM_URL", default: "(required)", meaning: "base URL of the MCP server" },
+  { name: "RESOURCE_URI", default: "(required)", meaning: "public URL clients use (origin or endpoint)" },
+  { name: "AUTHORIZATION_SERVER", default: "(required)", meaning: "issuer URL(s), comma-separated" },
+  { name: "JWKS_URI", default: "(discovered)", meaning: "JWKS URL; found via RFC 8414 / OIDC when unset" },
+  { name: "EXPECTED_ISSUER", default: "(AUTHORIZATION_SERVER)", meaning: "accepted iss values (comma list)" },
+  { name: "EXPECTED_AUDIENCE", default: "(RESOURCE_URI)", meaning: "accepted aud values (comma list)" },
+  { name: "REQUIRED_SCOPES", default: "", meaning: "scopes every request needs (comma list)" },
+  { name: "SCOPES_SUPPORTED", default: "(REQUIRED_SCOPES)", meaning: "scopes advertised in metadata and 401" },
+  { name: "RESOURCE_NAME", default: "mcp-gate", meaning: "resource_name in metadata" },
+  { name: "ALLOWED_ALGORITHMS", default: DefaultAlgorithms.join(","), meaning: "JWS algorithms accepted" },
+  { name: "CLOCK_SKEW", default: "30s", meaning: "leeway for exp/nbf/iat" },
+  { name: "JWKS_REFRESH_INTERVAL", default: "1h", meaning: "max age of cached keys" },
+  { name: "JWKS_REFETCH_COOLDOWN", default: "30s", meaning: "min time between unscheduled JWKS refetches" },
+  { name: "JWKS_FETCH_TIMEOUT", default: "5s", meaning: "timeout of one JWKS or discovery fetch" },
+  { name: "ALLOWED_ORIGINS", default: "", meaning: "browser origins allowed (comma list, * for any)" },
+  { name: "TRUSTED_PROXIES", default: "", meaning: "CIDRs whose X-Forwarded-For/X-Real-IP are believed" },
+  { name: "UPSTREAM_TIMEOUT", default: "120s", meaning: "time to the upstream's response headers" },
+  { name: "MAX_REQUEST_BODY", default: "10485760", meaning: "bytes; larger -> 413" },
+  { name: "MAX_HEADER_BYTES", default: "65536", meaning: "bytes; larger -> 431" },
+  { name: "RATE_LIMIT_RPS", default: "10", meaning: "per client IP token bucket rate; 0 disables" },
+  { name: "RATE_LIMIT_BURST", default: "20", meaning: "per client IP token bucket size" },
+  { name: "MAX_CONCURRENT_REQUESTS", default: "100", meaning: "per client IP in-flight cap" },
+  { name: "MAX_TOTAL_CONNECTIONS", default: "1000", meaning: "global in-flight cap -> 503" },
+  { name: "READ_TIMEOUT", default: "30s", meaning: "inbound request read timeout" },
+  { name: "IDLE_TIMEOUT", default: "120s", meaning: "keep-alive idle timeout" },
+  { name: "SHUTDOWN_TIMEOUT", default: "30s", meaning: "drain time after SIGTERM/SIGINT" },
+  { name: "LOG_LEVEL", default: "info", meaning: "debug, info, warn, error" },
+  { name: "METRICS_ADDR", default: ":9090", meaning: "Prometheus /metrics listener; empty disables" },
+  { name: "IDENTITY_HEADERS", default: "true", meaning: "send X-Auth-Subject/-Scopes/-Client-Id upstream" },
+  { name: "CLAIM_HEADERS", default: "", meaning: "extra claim=Header mappings (comma list)" },
+  { name: "FORWARD_ACCESS_TOKEN", default: "false", meaning: "pass the client's token upstream (unsafe)" },
+  { name: "OTEL_EXPORTER_OTLP_ENDPOINT", default: "", meaning: "OTLP/HTTP endpoint for traces" },
+  { name: "OTEL_SERVICE_NAME", default: "mcp-gate", meaning: "service.name of traces" },
+  { name: "OTEL_TRACE_SAMPLE_RATE", default: "1.0", meaning: "fraction of traces sampled" },
+];
+
+const JwsAlgorithms = new Set<string>(DefaultAlgorithms);
+const HeaderName = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+const ReservedUpstreamHeaders = new Set(["x-auth-subject", "x-auth-scopes", "x-auth-client-id"]);
+
+/** Parses a Go-style duration ("500ms", "30s", "5m", "1h", "1m30s") into milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+  let total = 0;
+  let pos = 0;
+  if (text === "0") return 0;
+  while (pos < text.length) {
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (!m) return undefined;
+    const n = Number(m[1]);
+    total += n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[m[2] as "ms" | "s" | "m" | "h"];
+    pos = re.lastIndex;
+  }
+  return pos === 0 ? undefined : Math.round(total);
+}
+
+/** Parses "host:port", ":port" or "[v6]:port". */
+export function parseListenAddr(text: string): ListenAddress | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  const hostname = m[1] ?? (m[2] === "" ? "0.0.0.0" : m[2]!);
+  return { hostname, port };
+}
+
+function list(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * Reads the configuration from an environment record. Throws one ConfigError listing
+ * every problem found; returns a frozen Config otherwise.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+  const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
+  const get = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined ? undefined : v.trim();
+  };
+  const problem = (variable: string, expected: string) => problems.push({ variable, value: env[variable], expected });
+
+  const duration = (name: string, fallback: string): number => {
+    const raw = get(name) || fallback;
+    const ms = parseDuration(raw);
+    if (ms === undefined) {
+      problem(name, 'expected a duration such as "500ms", "30s", "5m" or "1h"');
+      return parseDuration(fallback)!;
+    }
+    return ms;
+  };
+  const integer = (name: string, fallback: number): number => {
+    const raw = get(name);
+    if (raw === undefined || raw === "") return fallback;
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      problem(name, "expected a non-negative whole number");
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const number = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = get(name);
+    if (raw === undefined || raw === "") return fallback;
+    const n = Number(raw);
+    if (!/^\d+(\.\d+)?$/.test(raw) || n < min || n > max) {
+      problem(name, `expected a number from ${min} to ${max}`);
+      return fallback;
+    }
+    return n;
+  };
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = get(name)?.toLowerCase();
+    if (raw === undefined || raw === "") return fallback;
+    if (raw === "true" || raw === "1") return true;
+    if (raw === "false" || raw === "0") return false;
+    problem(name, "expected true, false, 1 or 0");
+    return fallback;
+  };
+  const httpUrl = (name: string, raw: string, what: string): URL | undefined => {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      problem(name, `expected an absolute http(s) URL (${what})`);
+      return undefined;
+    }
+    if (url.protocol !== "https:" && url.protocol !== "http:") {
+      problem(name, `expected an absolute http(s) URL (${what})`);
+      return undefined;
+    }
+    if (url.hash !== "" || raw.includes("#")) {
+      problem(name, "expected a URL without a #fragment");
+      return undefined;
+    }
+    return url;
+  };
+  const required = (name: string): string | undefined => {
+    const raw = get(name);
+    if (raw === undefined || raw === "") {
+      problems.push({ variable: name, value: undefined, expected: "it is required" });
+      return undefined;
+    }
+    return raw;
+  };
+
+  // Listener
+  const listenRaw = get("LISTEN_ADDR") || DefaultListenAddr;
+  let listen = parseListenAddr(listenRaw);
+  if (!listen) {
+    problem("LISTEN_ADDR", 'expected host:port, such as "0.0.0.0:8080" or ":8080"');
+    listen = { hostname: "0.0.0.0", port: 8080 };
+  }
+
+  // Upstream
+  const upstreamRaw = required("UPSTREAM_URL");
+  let upstreamUrl = upstreamRaw ? httpUrl("UPSTREAM_URL", upstreamRaw, "the MCP server's base URL") : undefined;
+  if (upstreamUrl && upstreamUrl.search !== "") {
+    problem("UPSTREAM_URL", "expected a base URL without a ?query (the request's path and query are appended)");
+    upstreamUrl = undefined;
+  }
+
+  // Resource
+  const resourceUri = required("RESOURCE_URI");
+  let resourceMetadataUrl = "";
+  const metadataPaths = [MetadataPath];
+  let resourceOrigin = "";
+  const resourceUrl = resourceUri ? httpUrl("RESOURCE_URI", resourceUri, "the public URL clients use") : undefined;
+  if (resourceUrl) {
+    if (resourceUrl.search !== "") {
+      problem("RESOURCE_URI", "expected a URL without a ?query (RFC 9728 §1.2)");
+    }
+    const path = resourceUrl.pathname.replace(/\/+$/, "");
+    resourceOrigin = resourceUrl.origin;
+    resourceMetadataUrl = resourceOrigin + MetadataPath + path;
+    if (path !== "") metadataPaths.push(MetadataPath + path);
+    if (resourceUrl.protocol === "http:" && !isLoopbackHost(resourceUrl.hostname)) {
+      warnings.push(
+        `RESOURCE_URI ${JSON.stringify(resourceUri)} is http: clients such as Claude.ai require https; ` +
+          "terminate TLS in front of the gateway and use the https URL",
+      );
+    }
+  }
+
+  // Authorization servers and token checks
+  const asRaw = required("AUTHORIZATION_SERVER");
+  const authorizationServers = list(asRaw);
+  for (const as of authorizationServers) {
+    const url = httpUrl("AUTHORIZATION_SERVER", as, "the issuer URL of the authorization server");
+    if (url && url.search !== "") {
+      problem("AUTHORIZATION_SERVER", "expected issuer URLs without a ?query (RFC 8414 §2)");
+    }
+  }
+  if (asRaw !== undefined && authorizationServers.length === 0) {
+    problem("AUTHORIZATION_SERVER", "expected at least one issuer URL");
+  }
+  const jwksUriRaw = get("JWKS_URI") || undefined;
+  const jwksUri = jwksUriRaw && httpUrl("JWKS_URI", jwksUriRaw, "the authorization server's JWKS URL")
+    ? jwksUriRaw
+    : undefined;
+  const expectedIssuers = list(get("EXPECTED_ISSUER"));
+  const expectedAudiences = list(get("EXPECTED_AUDIENCE"));
+  if (resourceUri && expectedAudiences.length > 0 && !expectedAudiences.includes(resourceUri)) {
+    warnings.push(
+      `EXPECTED_AUDIENCE does not include RESOURCE_URI ${JSON.stringify(resourceUri)}: clients that follow ` +
+        "RFC 8707 ask for tokens with aud = RESOURCE_URI, which this gateway will reject",
+    );
+  }
+  const requiredScopes = list(get("REQUIRED_SCOPES"));
+  const scopesRaw = get("SCOPES_SUPPORTED");
+  const scopesSupported = scopesRaw === undefined || scopesRaw === "" ? requiredScopes : list(scopesRaw);
+  for (const [name, scopes] of [["REQUIRED_SCOPES", requiredScopes], ["SCOPES_SUPPORTED", scopesSupported]] as const) {
+    if (scopes.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
+      problem(name, "expected scope tokens without spaces, quotes or backslashes (RFC 6749 §3.3)");
+    }
+  }
+  const missingAdvertised = requiredScopes.filter((s) => !scopesSupported.includes(s));
+  if (missingAdvertised.length > 0) {
+    warnings.push(`SCOPES_SUPPORTED does not list required scope(s) ${missingAdvertised.join(", ")}`);
+  }
+
+  const algRaw = get("ALLOWED_ALGORITHMS");
+  const allowedAlgorithms = algRaw === undefined || algRaw === "" ? [...DefaultAlgorithms] : list(algRaw);
+  const badAlgs = allowedAlgorithms.filter((a) => !JwsAlgorithms.has(a));
+  if (badAlgs.length > 0 || allowedAlgorithms.length === 0) {
+    problem(
+      "ALLOWED_ALGORITHMS",
+      `expected a comma list of ${DefaultAlgorithms.join(", ")}` +
+        (badAlgs.some((a) => a.toLowerCase() === "none" || /^HS/i.test(a))
+          ? ' ("none" and HMAC algorithms are never accepted)'
+          : ""),
+    );
+  }
+
+  const clockSkewSeconds = duration("CLOCK_SKEW", "30s") / 1000;
+  if (clockSkewSeconds > 600) problem("CLOCK_SKEW", "expected at most 10m");
+  const jwksRefreshIntervalMs = duration("JWKS_REFRESH_INTERVAL", "1h");
+  if (jwksRefreshIntervalMs < 1000) problem("JWKS_REFRESH_INTERVAL", "expected at least 1s");
+  const jwksRefetchCooldownMs = duration("JWKS_REFETCH_COOLDOWN", "30s");
+  const jwksFetchTimeoutMs = duration("JWKS_FETCH_TIMEOUT", "5s");
+  if (jwksFetchTimeoutMs < 1) problem("JWKS_FETCH_TIMEOUT", "expected more than 0");
+
+  // Browsers
+  const originsRaw = list(get("ALLOWED_ORIGINS"));
+  let allowedOrigins: string[] | null = null;
+  if (originsRaw.length > 0) {
+    allowedOrigins = [];
+    for (const o of originsRaw) {
+      if (o === "*") {
+        allowedOrigins.push("*");
+        continue;
+      }
+      let url: URL | undefined;
+      try {
+        url = new URL(o);
+      } catch { /* reported below */ }
+      if (!url || url.origin === "null" || url.origin !== o.replace(/\/$/, "")) {
+        problem(
+          "ALLOWED_ORIGINS",
+          'expected origins such as "https://app.example.com" (scheme://host[:port], no path) or *',
+        );
+      } else {
+        allowedOrigins.push(url.origin);
+      }
+    }
+  }
+  const trustedProxies: Cidr[] = [];
+  for (const c of list(get("TRUSTED_PROXIES"))) {
+    const cidr = parseCidr(c);
+    if (cidr) trustedProxies.push(cidr);
+    else {problem(
+        "TRUSTED_PROXIES",
+        `expected CIDRs such as "10.0.0.0/8" or "fd00::/8" (${JSON.stringify(c)} is not one)`,
+      );}
+  }
+
+  const upstreamTimeoutMs = duration("UPSTREAM_TIMEOUT", "120s");
+  const maxRequestBody = integer("MAX_REQUEST_BODY", 10_485_760);
+  const maxHeaderBytes = integer("MAX_HEADER_BYTES", 65_536);
+  const rateLimitRps = number("RATE_LIMIT_RPS", 10, 0, 1e9);
+  const rateLimitBurst = integer("RATE_LIMIT_BURST", 20);
+  const maxConcurrentRequests = integer("MAX_CONCURRENT_REQUESTS", 100);
+  const maxTotalConnections = integer("MAX_TOTAL_CONNECTIONS", 1000);
+  const readTimeoutMs = duration("READ_TIMEOUT", "30s");
+  const idleTimeoutMs = duration("IDLE_TIMEOUT", "120s");
+  const shutdownTimeoutMs = duration("SHUTDOWN_TIMEOUT", "30s");
+
+  const levelRaw = (get("LOG_LEVEL") || "info").toLowerCase();
+  let logLevel: LogLevel = "info";
+  if (levelRaw === "debug" || levelRaw === "info" || levelRaw === "warn" || levelRaw === "error") logLevel = levelRaw;
+  else problem("LOG_LEVEL", "expected debug, info, warn or error");
+
+  const metricsRaw = env["METRICS_ADDR"] === undefined ? ":9090" : get("METRICS_ADDR")!;
+  let metricsAddr: ListenAddress | null = null;
+  if (metricsRaw !== "") {
+    metricsAddr = parseListenAddr(metricsRaw) ?? null;
+    if (!metricsAddr) problem("METRICS_ADDR", 'expected host:port such as ":9090", or empty to disable');
+  }
+
+  const identityHeaders = boolean("IDENTITY_HEADERS", true);
+  const claimHeaders: [string, string][] = [];
+  for (const pair of list(get("CLAIM_HEADERS"))) {
+    const m = /^([^=:\s]+)[=:]([^=:\s]+)$/.exec(pair);
+    if (!m || !HeaderName.test(m[2]!) || ReservedUpstreamHeaders.has(m[2]!.toLowerCase())) {
+      problem("CLAIM_HEADERS", 'expected claim=Header-Name pairs such as "email=X-Auth-Email"');
+    } else {
+      claimHeaders.push([m[1]!, m[2]!]);
+    }
+  }
+  const forwardToken = boolean("FORWARD_ACCESS_TOKEN", false);
+  if (forwardToken) {
+    warnings.push(
+      "FORWARD_ACCESS_TOKEN is on: the client's access token is passed to the upstream. The MCP " +
+        "specification forbids token passthrough; use it only with an upstream that validates the token itself",
+    );
+  }
+
+  const otelEndpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT") || undefined;
+  if (otelEndpoint) httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT", otelEndpoint, "the OTLP/HTTP endpoint");
+  const otel = {
+    endpoint: otelEndpoint,
+    serviceName: get("OTEL_SERVICE_NAME") || "mcp-gate",
+    sampleRate: number("OTEL_TRACE_SAMPLE_RATE", 1, 0, 1),
+  };
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return Object.freeze({
+    listen,
+    upstreamUrl: upstreamUrl!,
+    resourceUri: resourceUri!,
+    resourceMetadataUrl,
+    metadataPaths: Object.freeze(metadataPaths),
+    authorizationServers: Object.freeze(authorizationServers),
+    jwksUri,
+    expectedIssuers: Object.freeze(expectedIssuers.length > 0 ? expectedIssuers : authorizationServers),
+    expectedAudiences: Object.freeze(expectedAudiences.length > 0 ? expectedAudiences : [resourceUri!]),
+    requiredScopes: Object.freeze(requiredScopes),
+    scopesSupported: Object.freeze(scopesSupported),
+    resourceName: get("RESOURCE_NAME") || "mcp-gate",
+    allowedAlgorithms: Object.freeze(allowedAlgorithms),
+    clockSkewSeconds,
+    jwksRefreshIntervalMs,
+    jwksRefetchCooldownMs,
+    jwksFetchTimeoutMs,
+    allowedOrigins: allowedOrigins && Object.freeze(allowedOrigins),
+    trustedProxies: Object.freeze(trustedProxies),
+    upstreamTimeoutMs,
+    maxRequestBody,
+    maxHeaderBytes,
+    rateLimitRps,
+    rateLimitBurst,
+    maxConcurrentRequests,
+    maxTotalConnections,
+    readTimeoutMs,
+    idleTimeoutMs,
+    shutdownTimeoutMs,
+    logLevel,
+    metricsAddr,
+    identityHeaders,
+    claimHeaders: Object.freeze(claimHeaders),
+    forwardToken,
+    otel,
+    warnings: Object.freeze(warnings),
+  });
+}

@@ -1,0 +1,129 @@
+/**
+ * Sends a request to the upstream and streams the answer back.
+ *
+ * - Bodies are streams both ways (`duplex: "half"`); nothing is buffered.
+ * - UPSTREAM_TIMEOUT covers the time to the response headers only; once they arrive the
+ *   stream has no timeout of its own.
+ * - The upstream request is aborted when the client goes away: through the request's
+ *   signal, and through the response stream's cancel (Bun does not cancel the upstream
+ *   body by itself).
+ * - An upstream 401/403 becomes 502: the client's token was good here, and passing the
+ *   status on would make the client re-authorise in a loop.
+ */
+import { UpstreamError } from "../errors.ts";
+import { clientResponseHeaders } from "./headers.ts";
+
+const NullBodyStatus = new Set([101, 103, 204, 205, 304]);
+
+export interface ForwardOptions {
+  fetch: typeof fetch;
+  timeoutMs: number;
+}
+
+/** Upstream URL: the base URL's path, then the request's path and query. */
+export function upstreamTarget(base: URL, path: string, search: string): string {
+  const basePath = base.pathname.endsWith("/") ? base.pathname.slice(0, -1) : base.pathname;
+  return `${base.origin}${basePath}${path}${search}`;
+}
+
+/** Removes `access_token` parameters from a query string ("" stays ""). */
+export function stripAccessToken(search: string): string {
+  if (!search.includes("access_token")) return search;
+  const params = new URLSearchParams(search);
+  params.delete("access_token");
+  const rest = params.toString();
+  return rest === "" ? "" : `?${rest}`;
+}
+
+export async function forward(
+  req: Request,
+  target: string,
+  headers: Headers,
+  opts: ForwardOptions,
+): Promise<Response> {
+  const abort = new AbortController();
+  const onClientGone = () => abort.abort(new DOMException("client disconnected", "AbortError"));
+  if (req.signal.aborted) onClientGone();
+  else req.signal.addEventListener("abort", onClientGone, { once: true });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    abort.abort(new DOMException("upstream timeout", "TimeoutError"));
+  }, opts.timeoutMs);
+
+  const hasBody = req.body !== null && req.method !== "GET" && req.method !== "HEAD";
+  let res: Response;
+  try {
+    res = await opts.fetch(target, {
+      method: req.method,
+      headers,
+      body: hasBody ? req.body : null,
+      redirect: "manual",
+      signal: abort.signal,
+      // @ts-ignore: `duplex` is required for streamed request bodies, missing from older lib types
+      duplex: "half",
+    });
+  } catch (cause) {
+    req.signal.removeEventListener("abort", onClientGone);
+    if (timedOut) {
+      throw new UpstreamError("upstream_timeout", 504, `The upstream did not answer within ${opts.timeoutMs} ms`, {
+        cause,
+      });
+    }
+    throw new UpstreamError("upstream_unreachable", 502, "The upstream MCP server could not be reached", { cause });
+  } finally {
+    clearTimeout(timer);
+  }
+
+  if (res.status === 401 || res.status === 403) {
+    req.signal.removeEventListener("abort", onClientGone);
+    await res.body?.cancel().catch(() => {});
+    throw new UpstreamError(
+      "upstream_auth_rejected",
+      502,
+      `The upstream MCP server answered ${res.status}; it must not authenticate requests the gateway has verified`,
+    );
+  }
+
+  const responseHeaders = clientResponseHeaders(res.headers);
+  if (res.body === null || NullBodyStatus.has(res.status) || req.method === "HEAD") {
+    req.signal.removeEventListener("abort", onClientGone);
+    await res.body?.cancel().catch(() => {});
+    return new Response(null, { status: res.status, statusText: res.statusText, headers: responseHeaders });
+  }
+  return new Response(relay(res.body, abort, () => req.signal.removeEventListener("abort", onClientGone)), {
+    status: res.status,
+    statusText: res.statusText,
+    headers: responseHeaders,
+  });
+}
+
+/** Passes chunks through as they come; a cancel from the client aborts the upstream. */
+function relay(
+  body: ReadableStream<Uint8Array>,
+  abort: AbortController,
+  done: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done: finished, value } = await reader.read();
+        if (finished) {
+          done();
+          controller.close();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (e) {
+        done();
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      done();
+      abort.abort(reason);
+      return reader.cancel(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}

@@ -1,0 +1,138 @@
+/**
+ * The only file that touches Deno.* or Bun.*: environment, arguments, the HTTP server,
+ * signals, exit. Everything else is Web-standard.
+ */
+import type { ConnInfo } from "./app.ts";
+
+type Handler = (req: Request, conn: ConnInfo) => Response | Promise<Response>;
+
+export interface ServeOptions {
+  hostname: string;
+  port: number;
+  /** Keep-alive idle timeout between requests (Bun: also per request unless lifted). */
+  idleTimeoutMs: number;
+}
+
+export interface RunningServer {
+  /** The bound port (useful with port 0). */
+  port: number;
+  /** Lifts the runtime's idle timeout for a long-lived (streamed) request. */
+  disableTimeouts(req: Request): void;
+  /** Stops accepting; waits for in-flight requests up to `graceMs`. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+export interface Runtime {
+  name: "deno" | "bun";
+  version: string;
+  args: string[];
+  env(): Record<string, string>;
+  serve(handler: Handler, opts: ServeOptions): RunningServer;
+  onSignal(handler: (signal: string) => void): void;
+  exit(code: number): never;
+}
+
+// Minimal shapes of the Bun APIs used here (no bun-types dependency).
+interface BunServer {
+  port: number;
+  requestIP(req: Request): { address: string } | null;
+  timeout(req: Request, seconds: number): void;
+  stop(closeActiveConnections?: boolean): Promise<void>;
+}
+interface BunGlobal {
+  version: string;
+  argv: string[];
+  env: Record<string, string | undefined>;
+  serve(options: {
+    hostname: string;
+    port: number;
+    idleTimeout: number;
+    fetch(req: Request, server: BunServer): Response | Promise<Response>;
+    error?(e: Error): Response;
+  }): BunServer;
+}
+interface NodeProcess {
+  on(signal: string, fn: () => void): void;
+  exit(code: number): never;
+}
+
+const g = globalThis as unknown as { Bun?: BunGlobal; Deno?: typeof Deno; process?: NodeProcess };
+
+/** Strips the IPv4-mapped prefix so logs show 127.0.0.1, not ::ffff:127.0.0.1. */
+function plainAddress(addr: string): string {
+  return addr.startsWith("::ffff:") && addr.includes(".") ? addr.slice(7) : addr;
+}
+
+function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    p.finally(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+function bunRuntime(bun: BunGlobal, proc: NodeProcess): Runtime {
+  return {
+    name: "bun",
+    version: bun.version,
+    args: bun.argv.slice(2),
+    env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
+    serve(handler, opts) {
+      const server = bun.serve({
+        hostname: opts.hostname,
+        port: opts.port,
+        // Bun caps idleTimeout at 255 s; 0 would disable it for idle keep-alive too.
+        idleTimeout: Math.max(1, Math.min(255, Math.round(opts.idleTimeoutMs / 1000))),
+        fetch: (req, srv) => handler(req, { remoteAddr: plainAddress(srv.requestIP(req)?.address ?? "") }),
+      });
+      return {
+        port: server.port,
+        disableTimeouts: (req) => server.timeout(req, 0),
+        shutdown: (graceMs) => withTimeout(server.stop(false), graceMs),
+      };
+    },
+    onSignal(handler) {
+      for (const s of ["SIGTERM", "SIGINT"]) proc.on(s, () => handler(s));
+    },
+    exit: (code) => proc.exit(code),
+  };
+}
+
+function denoRuntime(deno: typeof Deno): Runtime {
+  return {
+    name: "deno",
+    version: deno.version.deno,
+    args: deno.args,
+    env: () => deno.env.toObject(),
+    serve(handler, opts) {
+      const server = deno.serve({
+        hostname: opts.hostname,
+        port: opts.port,
+        // Replaces Deno's plain-text "Listening on" line: the log stream stays JSON.
+        onListen: () => {},
+      }, (req, info) => {
+        const addr = info.remoteAddr as Deno.NetAddr;
+        return handler(req, { remoteAddr: plainAddress(addr.hostname ?? "") });
+      });
+      return {
+        port: (server.addr as Deno.NetAddr).port,
+        disableTimeouts: () => {},
+        shutdown: (graceMs) => withTimeout(server.shutdown(), graceMs),
+      };
+    },
+    onSignal(handler) {
+      const signals: Deno.Signal[] = deno.build.os === "windows" ? ["SIGINT"] : ["SIGTERM", "SIGINT"];
+      for (const s of signals) deno.addSignalListener(s, () => handler(s));
+    },
+    exit: (code) => deno.exit(code),
+  };
+}
+
+/** Detects the runtime this process runs on. */
+export function detectRuntime(): Runtime {
+  if (g.Bun && g.process) return bunRuntime(g.Bun, g.process);
+  if (g.Deno) return denoRuntime(g.Deno);
+  throw new Error("mcp-gate runs on Deno or Bun; for other runtimes embed createGateway() from mod.ts");
+}
