@@ -7,7 +7,7 @@
  * path trick can turn a public route into an unauthenticated upstream request.
  */
 import { Hono } from "hono";
-import { AuthError, UpstreamError } from "./errors.ts";
+import { AuthError, RequestError, UpstreamError } from "./errors.ts";
 import type { Config } from "./config.ts";
 import { allowHeadersFor, AllowMethods, applyCors, createOriginPolicy } from "./cors.ts";
 import { createLogger, type Logger } from "./logging.ts";
@@ -16,6 +16,7 @@ import { buildChallenge, errorBody } from "./auth/challenge.ts";
 import { extractToken } from "./auth/extract_token.ts";
 import { KeySet } from "./auth/key_set.ts";
 import { missingScopes } from "./auth/scope.ts";
+import { TokenCache } from "./auth/token_cache.ts";
 import { TokenVerifier } from "./auth/verify_token.ts";
 import { metadataResponder } from "./routes/metadata.ts";
 import { healthz, readyz } from "./routes/health.ts";
@@ -94,7 +95,18 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   const verifier = new TokenVerifier({
     config,
     keysFor: (iss) => byIssuer.get(iss) ?? keySets[0]!,
+    keyVersion: () => keySets.reduce((sum, k) => sum + k.version, 0),
     now,
+    cache: config.tokenCacheSize > 0
+      ? new TokenCache({
+        maxEntries: config.tokenCacheSize,
+        maxBytes: 64 * 1024 * 1024,
+        ttlCapMs: 10 * 60_000,
+        negativeTtlMs: 60_000,
+        skewMs: config.clockSkewSeconds * 1000,
+        now,
+      })
+      : undefined,
   });
 
   const isAllowedOrigin = createOriginPolicy(config);
@@ -178,6 +190,10 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       const origin = c.req.raw.headers.get("origin");
       if (origin !== null && err.code !== "origin_not_allowed") applyCors(res.headers, origin);
       return res;
+    }
+    if (err instanceof RequestError) {
+      c.set("reason", err.code);
+      return json(err.status, errorBody(err.code, err.message), { connection: "close" });
     }
     if (err instanceof UpstreamError) {
       c.set("reason", err.code);
@@ -289,7 +305,12 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
 
     deps.disableTimeouts?.(req);
     const target = upstreamTarget(config.upstreamUrl, url.pathname, stripAccessToken(url.search));
-    const res = await forward(req, target, headers, { fetch: fetchFn, timeoutMs: config.upstreamTimeoutMs });
+    const res = await forward(req, target, headers, {
+      fetch: fetchFn,
+      timeoutMs: config.upstreamTimeoutMs,
+      maxRequestBody: config.maxRequestBody,
+      readTimeoutMs: config.readTimeoutMs,
+    });
     c.set("proxied", true);
     if (origin !== null) applyCors(res.headers, origin);
     return res;

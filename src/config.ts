@@ -54,6 +54,8 @@ export interface Config {
   /** Extra claim → request header mappings sent to the upstream after verification. */
   claimHeaders: readonly (readonly [claim: string, header: string])[];
   forwardToken: boolean;
+  /** Verified-token cache entries; 0 disables the cache. */
+  tokenCacheSize: number;
   otel: { endpoint: string | undefined; serviceName: string; sampleRate: number };
   /** Non-fatal findings to log at start-up. */
   warnings: readonly string[];
@@ -108,6 +110,7 @@ export const Variables: readonly { name: string; default: string; meaning: strin
   { name: "IDENTITY_HEADERS", default: "true", meaning: "send X-Auth-Subject/-Scopes/-Client-Id upstream" },
   { name: "CLAIM_HEADERS", default: "", meaning: "extra claim=Header mappings (comma list)" },
   { name: "FORWARD_ACCESS_TOKEN", default: "false", meaning: "pass the client's token upstream (unsafe)" },
+  { name: "TOKEN_CACHE_SIZE", default: "10000", meaning: "verified tokens remembered until exp; 0 disables" },
   { name: "OTEL_EXPORTER_OTLP_ENDPOINT", default: "", meaning: "OTLP/HTTP endpoint for traces" },
   { name: "OTEL_SERVICE_NAME", default: "mcp-gate", meaning: "service.name of traces" },
   { name: "OTEL_TRACE_SAMPLE_RATE", default: "1.0", meaning: "fraction of traces sampled" },
@@ -400,6 +403,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     );
   }
 
+  const tokenCacheSize = integer("TOKEN_CACHE_SIZE", 10_000);
   const otelEndpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT") || undefined;
   if (otelEndpoint) httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT", otelEndpoint, "the OTLP/HTTP endpoint");
   const otel = {
@@ -445,6 +449,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     identityHeaders,
     claimHeaders: Object.freeze(claimHeaders),
     forwardToken,
+    tokenCacheSize,
     otel,
     warnings: Object.freeze(warnings),
   });

@@ -99,3 +99,12 @@ export class UpstreamError extends GatewayError {
     this.status = status;
   }
 }
+
+/** The client's request broke a limit: too large (413) or too slow to send (408). */
+export class RequestError extends GatewayError {
+  readonly status: 408 | 413;
+  constructor(code: "body_too_large" | "read_timeout", status: 408 | 413, message: string) {
+    super(code, message);
+    this.status = status;
+  }
+}

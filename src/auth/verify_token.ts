@@ -23,6 +23,7 @@ import type { Config } from "../config.ts";
 import { AuthError, type AuthReason } from "../errors.ts";
 import type { KeySet } from "./key_set.ts";
 import { tokenScopes } from "./scope.ts";
+import { type TokenCache, tokenDigest } from "./token_cache.ts";
 
 /** Larger tokens are refused before parsing (real access tokens stay under a few KiB). */
 export const MaxTokenLength = 16_384;
@@ -75,13 +76,17 @@ export interface TokenVerifierOptions {
   >;
   /** The key set for a token's (already accepted) issuer. */
   keysFor: (iss: string) => KeySet;
+  /** Changes whenever any key set changes (drops the cache). */
+  keyVersion: () => number;
   now: () => number;
+  cache?: TokenCache | undefined;
 }
 
 export class TokenVerifier {
   #opts: TokenVerifierOptions;
   #algorithms: Set<string>;
   #issuers: Set<string>;
+  #audiences: Set<string>;
   #verifyOptions: Omit<JWTVerifyOptions, "currentDate">;
 
   constructor(opts: TokenVerifierOptions) {
@@ -89,6 +94,7 @@ export class TokenVerifier {
     const c = opts.config;
     this.#algorithms = new Set(c.allowedAlgorithms);
     this.#issuers = new Set(c.expectedIssuers);
+    this.#audiences = new Set(c.expectedAudiences);
     this.#verifyOptions = {
       algorithms: [...c.allowedAlgorithms],
       issuer: [...c.expectedIssuers],
@@ -100,6 +106,30 @@ export class TokenVerifier {
 
   /** Verifies a compact JWS access token; throws AuthError with a stable reason. */
   async verify(token: string): Promise<VerifiedToken> {
+    const cache = this.#opts.cache;
+    if (!cache || token.length > MaxTokenLength) return this.#verify(token);
+    cache.syncKeyVersion(this.#opts.keyVersion());
+    const digest = await tokenDigest(token);
+    const hit = cache.get(digest);
+    if (hit) {
+      if ("verified" in hit) return hit.verified;
+      throw hit.rejection;
+    }
+    try {
+      const verified = await this.#verify(token);
+      cache.syncKeyVersion(this.#opts.keyVersion());
+      cache.setVerified(digest, verified, token.length);
+      return verified;
+    } catch (e) {
+      if (e instanceof AuthError && e.code === "bad_signature") {
+        cache.syncKeyVersion(this.#opts.keyVersion());
+        cache.setRejected(digest, e);
+      }
+      throw e;
+    }
+  }
+
+  async #verify(token: string): Promise<VerifiedToken> {
     const c = this.#opts.config;
     if (token.length > MaxTokenLength) {
       throw invalid("malformed", "The access token is too large", `token is ${token.length} bytes`);
@@ -139,6 +169,22 @@ export class TokenVerifier {
         "bad_issuer",
         "The token was issued by an untrusted issuer",
         describeMismatch("iss", claims.iss, c.expectedIssuers),
+      );
+    }
+    // Claim checks that can only reject run before the cryptography; jose repeats them.
+    const nowSec = this.#opts.now() / 1000;
+    if (typeof claims.exp === "number" && claims.exp <= nowSec - c.clockSkewSeconds) {
+      throw invalid("expired", "The access token has expired", `exp was ${claims.exp}`);
+    }
+    if (typeof claims.nbf === "number" && claims.nbf > nowSec + c.clockSkewSeconds) {
+      throw invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${claims.nbf}`);
+    }
+    const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
+    if (!aud.some((a) => this.#audiences.has(a))) {
+      throw invalid(
+        "bad_audience",
+        "The access token is not meant for this resource",
+        describeMismatch("aud", claims.aud, c.expectedAudiences),
       );
     }
     const keys = this.#opts.keysFor(claims.iss);

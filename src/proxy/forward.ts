@@ -11,6 +11,7 @@
  *   status on would make the client re-authorise in a loop.
  */
 import { UpstreamError } from "../errors.ts";
+import { guardBody } from "./body_guard.ts";
 import { clientResponseHeaders } from "./headers.ts";
 
 const NullBodyStatus = new Set([101, 103, 204, 205, 304]);
@@ -18,6 +19,8 @@ const NullBodyStatus = new Set([101, 103, 204, 205, 304]);
 export interface ForwardOptions {
   fetch: typeof fetch;
   timeoutMs: number;
+  maxRequestBody: number;
+  readTimeoutMs: number;
 }
 
 /** Upstream URL: the base URL's path, then the request's path and query. */
@@ -51,20 +54,28 @@ export async function forward(
     abort.abort(new DOMException("upstream timeout", "TimeoutError"));
   }, opts.timeoutMs);
 
-  const hasBody = req.body !== null && req.method !== "GET" && req.method !== "HEAD";
+  const guard = req.body !== null && req.method !== "GET" && req.method !== "HEAD"
+    ? guardBody(req.body, opts.maxRequestBody, opts.readTimeoutMs)
+    : undefined;
+  const finish = () => {
+    guard?.dispose();
+    req.signal.removeEventListener("abort", onClientGone);
+  };
   let res: Response;
   try {
     res = await opts.fetch(target, {
       method: req.method,
       headers,
-      body: hasBody ? req.body : null,
+      body: guard ? guard.stream : null,
       redirect: "manual",
       signal: abort.signal,
       // @ts-ignore: `duplex` is required for streamed request bodies, missing from older lib types
       duplex: "half",
     });
   } catch (cause) {
-    req.signal.removeEventListener("abort", onClientGone);
+    finish();
+    const violation = guard?.violation();
+    if (violation) throw violation;
     if (timedOut) {
       throw new UpstreamError("upstream_timeout", 504, `The upstream did not answer within ${opts.timeoutMs} ms`, {
         cause,
@@ -76,7 +87,7 @@ export async function forward(
   }
 
   if (res.status === 401 || res.status === 403) {
-    req.signal.removeEventListener("abort", onClientGone);
+    finish();
     await res.body?.cancel().catch(() => {});
     throw new UpstreamError(
       "upstream_auth_rejected",
@@ -87,11 +98,11 @@ export async function forward(
 
   const responseHeaders = clientResponseHeaders(res.headers);
   if (res.body === null || NullBodyStatus.has(res.status) || req.method === "HEAD") {
-    req.signal.removeEventListener("abort", onClientGone);
+    finish();
     await res.body?.cancel().catch(() => {});
     return new Response(null, { status: res.status, statusText: res.statusText, headers: responseHeaders });
   }
-  return new Response(relay(res.body, abort, () => req.signal.removeEventListener("abort", onClientGone)), {
+  return new Response(relay(res.body, abort, finish), {
     status: res.status,
     statusText: res.statusText,
     headers: responseHeaders,
