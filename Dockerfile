@@ -20,8 +20,11 @@ RUN --mount=type=secret,id=npm_ca \
 
 COPY . .
 # No .env / bunfig.toml autoloading from the runtime cwd: config comes from the environment only.
+# Bun's own header limit (16 KiB by default, answered with its own 431) is raised so that the
+# gateway enforces MAX_HEADER_BYTES itself, up to 256 KiB.
 RUN bun build ./mod.ts --compile --minify --bytecode --format=esm \
       --no-compile-autoload-dotenv --no-compile-autoload-bunfig \
+      --compile-exec-argv=--max-http-header-size=262144 \
       --outfile /out/mcp-gate
 
 # Assemble the runtime tree: the binary, the shared libraries ldd names (whatever the arch),

@@ -13,5 +13,5 @@ export { Version } from "./src/version.ts";
 if (import.meta.main) {
   const { detectRuntime } = await import("./src/runtime.ts");
   const { main } = await import("./src/cli.ts");
-  await main(detectRuntime());
+  await main(await detectRuntime());
 }

@@ -69,7 +69,9 @@ const SecurityHeaders: [string, string][] = [
   ["content-security-policy", "default-src 'none'"],
 ];
 const RequestId = /^[A-Za-z0-9._:-]{1,128}$/;
-const AuthServerProbe = /^\/\.well-known\/(oauth-authorization-server|openid-configuration)(\/|$)/;
+/** OAuth discovery probes that are not ours to answer: 404 without authentication. */
+const ForeignDiscovery =
+  /^\/\.well-known\/(oauth-protected-resource|oauth-authorization-server|openid-configuration)(\/|$)/;
 
 function json(status: number, body: string, extra?: Record<string, string>): Response {
   return new Response(body, { status, headers: { "content-type": "application/json", ...extra } });
@@ -165,7 +167,8 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     if (!c.get("proxied")) { for (const [k, v] of SecurityHeaders) res.headers.set(k, v); }
     res.headers.set("x-request-id", requestId);
     const status = res.status;
-    const level = status >= 500 ? "error" : status >= 400 ? "warn" : "info";
+    const probe = c.req.path === "/healthz" || c.req.path === "/readyz";
+    const level = probe ? "debug" : status >= 500 ? "error" : status >= 400 ? "warn" : "info";
     if (log.enabled(level)) {
       log.log(level, "request", {
         method: req.method,
@@ -248,13 +251,11 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       throw new AuthError("origin_not_allowed", 403, "", `Origin ${origin} is not allowed`);
     }
     const url = new URL(req.url);
-    if (AuthServerProbe.test(url.pathname)) {
-      // Old clients probe the resource's origin for AS metadata; the answer is in the PRM.
-      c.set("reason", "not_an_authorization_server");
-      return json(
-        404,
-        errorBody("not_found", "This is a protected resource; see /.well-known/oauth-protected-resource"),
-      );
+    if (ForeignDiscovery.test(url.pathname)) {
+      // Clients probe other resources' metadata, or AS metadata at the resource's origin
+      // (2025-03-26 clients): a 404 lets them fall back; a 401 would send them in circles.
+      c.set("reason", "no_such_metadata");
+      return json(404, errorBody("not_found", `No metadata here; see ${config.resourceMetadataUrl}`));
     }
     const contentLength = req.headers.get("content-length");
     if (contentLength !== null && Number(contentLength) > config.maxRequestBody) {

@@ -85,6 +85,13 @@ function serve(rt: Runtime): void {
   const config = configOrExit(rt);
   const log = createLogger(config.logLevel);
   for (const w of config.warnings) log.warn("configuration warning", { warning: w });
+  if (rt.maxHeaderBytes !== undefined && rt.maxHeaderBytes < config.maxHeaderBytes) {
+    log.warn("configuration warning", {
+      warning: `MAX_HEADER_BYTES is ${config.maxHeaderBytes} but Bun accepts only ${rt.maxHeaderBytes} header bytes ` +
+        `and answers larger requests itself; start Bun with --max-http-header-size=${config.maxHeaderBytes} ` +
+        `(or BUN_OPTIONS=--max-http-header-size=${config.maxHeaderBytes})`,
+    });
+  }
 
   let disable: (req: Request) => void = () => {};
   const gateway = createGateway(config, { log, disableTimeouts: (req) => disable(req) });

@@ -25,6 +25,8 @@ export interface RunningServer {
 export interface Runtime {
   name: "deno" | "bun";
   version: string;
+  /** Header bytes the runtime's own HTTP parser accepts, when it is known to be lower than ours. */
+  maxHeaderBytes: number | undefined;
   args: string[];
   env(): Record<string, string>;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
@@ -73,10 +75,11 @@ function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   });
 }
 
-function bunRuntime(bun: BunGlobal, proc: NodeProcess): Runtime {
+function bunRuntime(bun: BunGlobal, proc: NodeProcess, maxHeaderBytes: number | undefined): Runtime {
   return {
     name: "bun",
     version: bun.version,
+    maxHeaderBytes,
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
     serve(handler, opts) {
@@ -104,6 +107,7 @@ function denoRuntime(deno: typeof Deno): Runtime {
   return {
     name: "deno",
     version: deno.version.deno,
+    maxHeaderBytes: undefined,
     args: deno.args,
     env: () => deno.env.toObject(),
     serve(handler, opts) {
@@ -131,8 +135,13 @@ function denoRuntime(deno: typeof Deno): Runtime {
 }
 
 /** Detects the runtime this process runs on. */
-export function detectRuntime(): Runtime {
-  if (g.Bun && g.process) return bunRuntime(g.Bun, g.process);
+export async function detectRuntime(): Promise<Runtime> {
+  if (g.Bun && g.process) {
+    // Bun answers larger headers with its own 431 before any handler runs; it reports the
+    // limit (--max-http-header-size, BUN_OPTIONS) through node:http.
+    const http = await import("node:http");
+    return bunRuntime(g.Bun, g.process, http.maxHeaderSize);
+  }
   if (g.Deno) return denoRuntime(g.Deno);
   throw new Error("mcp-gate runs on Deno or Bun; for other runtimes embed createGateway() from mod.ts");
 }
