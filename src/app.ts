@@ -165,6 +165,12 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
 
     const res = c.res;
     if (!c.get("proxied")) { for (const [k, v] of SecurityHeaders) res.headers.set(k, v); }
+    // CORS on every response to an allowed origin, errors included, so that a browser
+    // client can read the challenge; the gateway's policy overrides the upstream's.
+    const origin = req.headers.get("origin");
+    if (origin !== null && !res.headers.has("access-control-allow-origin") && isAllowedOrigin(origin)) {
+      applyCors(res.headers, origin);
+    }
     res.headers.set("x-request-id", requestId);
     const status = res.status;
     const probe = c.req.path === "/healthz" || c.req.path === "/readyz";
@@ -189,10 +195,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     if (err instanceof AuthError) {
       c.set("reason", err.code);
       c.set("hint", err.hint);
-      const res = authResponse(err);
-      const origin = c.req.raw.headers.get("origin");
-      if (origin !== null && err.code !== "origin_not_allowed") applyCors(res.headers, origin);
-      return res;
+      return authResponse(err);
     }
     if (err instanceof RequestError) {
       c.set("reason", err.code);
@@ -201,10 +204,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     if (err instanceof UpstreamError) {
       c.set("reason", err.code);
       c.set("hint", err.cause instanceof Error ? err.cause.message : undefined);
-      const res = json(err.status, errorBody(err.code, err.message));
-      const origin = c.req.raw.headers.get("origin");
-      if (origin !== null && isAllowedOrigin(origin)) applyCors(res.headers, origin);
-      return res;
+      return json(err.status, errorBody(err.code, err.message));
     }
     c.set("reason", "internal_error");
     log.error("unhandled error", { error: err instanceof Error ? err.stack ?? err.message : String(err) });
@@ -259,8 +259,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     }
     const contentLength = req.headers.get("content-length");
     if (contentLength !== null && Number(contentLength) > config.maxRequestBody) {
-      c.set("reason", "body_too_large");
-      return json(413, errorBody("request_entity_too_large", `Request body exceeds ${config.maxRequestBody} bytes`));
+      throw new RequestError("body_too_large", 413, `Request body exceeds ${config.maxRequestBody} bytes`);
     }
 
     const token = extractToken(req.headers.get("authorization"), url.search);
@@ -294,7 +293,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
         }
         : null,
       {
-        clientIp: c.get("clientIp"),
+        peer: c.env?.remoteAddr ?? "",
         proto: (trustedPeer && req.headers.get("x-forwarded-proto")) || url.protocol.slice(0, -1),
         host: (trustedPeer && req.headers.get("x-forwarded-host")) || (req.headers.get("host") ?? url.host),
         priorForwardedFor: trustedPeer ? req.headers.get("x-forwarded-for") : null,
@@ -313,7 +312,6 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       readTimeoutMs: config.readTimeoutMs,
     });
     c.set("proxied", true);
-    if (origin !== null) applyCors(res.headers, origin);
     return res;
   });
 

@@ -258,10 +258,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     if (resourceUrl.search !== "") {
       problem("RESOURCE_URI", "expected a URL without a ?query (RFC 9728 §1.2)");
     }
-    const path = resourceUrl.pathname.replace(/\/+$/, "");
+    // RFC 9728 §3.1: the suffix goes between host and path, the path kept as it is (a lone
+    // "/" is no path). The slash-less twin is served too: some clients strip it.
+    const path = resourceUrl.pathname === "/" ? "" : resourceUrl.pathname;
     resourceOrigin = resourceUrl.origin;
     resourceMetadataUrl = resourceOrigin + MetadataPath + path;
-    if (path !== "") metadataPaths.push(MetadataPath + path);
+    for (const p of new Set([path, path.replace(/\/+$/, "")])) if (p !== "") metadataPaths.push(MetadataPath + p);
     if (resourceUrl.protocol === "http:" && !isLoopbackHost(resourceUrl.hostname)) {
       warnings.push(
         `RESOURCE_URI ${JSON.stringify(resourceUri)} is http: clients such as Claude.ai require https; ` +
@@ -297,7 +299,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const requiredScopes = list(get("REQUIRED_SCOPES"));
   const scopesRaw = get("SCOPES_SUPPORTED");
   const scopesSupported = scopesRaw === undefined || scopesRaw === "" ? requiredScopes : list(scopesRaw);
-  for (const [name, scopes] of [["REQUIRED_SCOPES", requiredScopes], ["SCOPES_SUPPORTED", scopesSupported]] as const) {
+  const scopeLists = [["REQUIRED_SCOPES", requiredScopes], [
+    "SCOPES_SUPPORTED",
+    scopesRaw ? scopesSupported : [],
+  ]] as const;
+  for (const [name, scopes] of scopeLists) {
     if (scopes.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
       problem(name, "expected scope tokens without spaces, quotes or backslashes (RFC 6749 §3.3)");
     }

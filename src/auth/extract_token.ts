@@ -26,12 +26,6 @@ export function extractToken(authorization: string | null, search: string): stri
   if (authorization === null || authorization.trim() === "") {
     throw new AuthError("missing_token", 401, "", "Authentication required");
   }
-  const scheme = /^\s*(\S+)/.exec(authorization)?.[1] ?? "";
-  if (scheme.toLowerCase() !== "bearer") {
-    throw new AuthError("missing_token", 401, "", "Authentication required", {
-      hint: `Authorization scheme ${JSON.stringify(scheme.slice(0, 20))} is not Bearer`,
-    });
-  }
   // Two Authorization headers arrive joined by ", "; a comma never occurs in a token68.
   if (authorization.includes(",")) {
     throw new AuthError(
@@ -41,6 +35,12 @@ export function extractToken(authorization: string | null, search: string): stri
       "More than one credential in the request",
     );
   }
+  const scheme = /^\s*(\S+)/.exec(authorization)?.[1] ?? "";
+  if (scheme.toLowerCase() !== "bearer") {
+    throw new AuthError("missing_token", 401, "", "Authentication required", {
+      hint: `Authorization scheme ${JSON.stringify(scheme.slice(0, 20))} is not Bearer`,
+    });
+  }
   const m = BearerCredentials.exec(authorization);
   if (!m) {
     throw new AuthError("malformed", 401, "invalid_token", "The access token is malformed");
@@ -48,8 +48,8 @@ export function extractToken(authorization: string | null, search: string): stri
   return m[1]!;
 }
 
-/** True when the query string has an `access_token` parameter (any case of the name is not special). */
+/** True when the query string has an `access_token` parameter, however its name is encoded. */
 export function hasAccessTokenParam(search: string): boolean {
-  if (!search.includes("access_token")) return false;
+  if (!search.includes("access_token") && !search.includes("%")) return false;
   return new URLSearchParams(search).has("access_token");
 }

@@ -176,6 +176,9 @@ export class TokenVerifier {
     if (typeof claims.exp === "number" && claims.exp <= nowSec - c.clockSkewSeconds) {
       throw invalid("expired", "The access token has expired", `exp was ${claims.exp}`);
     }
+    if (typeof claims.iat === "number" && claims.iat > nowSec + c.clockSkewSeconds) {
+      throw invalid("not_yet_valid", "The access token was issued in the future", `iat was ${claims.iat}`);
+    }
     if (typeof claims.nbf === "number" && claims.nbf > nowSec + c.clockSkewSeconds) {
       throw invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${claims.nbf}`);
     }

@@ -29,12 +29,23 @@ export function upstreamTarget(base: URL, path: string, search: string): string 
   return `${base.origin}${basePath}${path}${search}`;
 }
 
-/** Removes `access_token` parameters from a query string ("" stays ""). */
+/**
+ * Removes `access_token` parameters (however the name is encoded) from a query string;
+ * every other pair stays byte for byte as the client sent it.
+ */
 export function stripAccessToken(search: string): string {
-  if (!search.includes("access_token")) return search;
-  const params = new URLSearchParams(search);
-  params.delete("access_token");
-  const rest = params.toString();
+  if (!search.includes("access_token") && !search.includes("%")) return search;
+  const pairs = search.slice(1).split("&");
+  const kept = pairs.filter((pair) => {
+    const name = pair.split("=", 1)[0]!.replace(/\+/g, " ");
+    try {
+      return decodeURIComponent(name) !== "access_token";
+    } catch {
+      return true;
+    }
+  });
+  if (kept.length === pairs.length) return search;
+  const rest = kept.filter((p) => p !== "").join("&");
   return rest === "" ? "" : `?${rest}`;
 }
 

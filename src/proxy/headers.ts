@@ -42,7 +42,8 @@ export interface UpstreamIdentity {
 }
 
 export interface ForwardedInfo {
-  clientIp: string;
+  /** The connecting address (the socket peer), appended to X-Forwarded-For. */
+  peer: string;
   proto: string;
   host: string;
   /** Trusted X-Forwarded-For chain from a proxy in TRUSTED_PROXIES, if any. */
@@ -67,7 +68,7 @@ export function upstreamRequestHeaders(
   h.delete("x-forwarded-proto");
   h.delete("x-forwarded-host");
   h.delete("x-real-ip");
-  h.set("x-forwarded-for", fwd.priorForwardedFor ? `${fwd.priorForwardedFor}, ${fwd.clientIp}` : fwd.clientIp);
+  h.set("x-forwarded-for", fwd.priorForwardedFor ? `${fwd.priorForwardedFor}, ${fwd.peer}` : fwd.peer);
   h.set("x-forwarded-proto", fwd.proto);
   if (fwd.host !== "") h.set("x-forwarded-host", fwd.host);
   if (identity) {

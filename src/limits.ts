@@ -1,0 +1,197 @@
+/**
+ * Per-client limits: a token bucket per key (RATE_LIMIT_RPS / RATE_LIMIT_BURST) and
+ * in-flight caps per key and overall (MAX_CONCURRENT_REQUESTS / MAX_TOTAL_CONNECTIONS).
+ *
+ * Memory stays bounded whatever the number of distinct keys. The rate limiter keeps its
+ * buckets in two generations: a bucket used is moved to the current one, and every
+ * `burst / rps` (the time any bucket needs to fill up) the previous generation is dropped
+ * whole. A bucket dropped that way was idle long enough to be full again, and a full
+ * bucket is the same as no bucket, so this is exact. Past `maxEntries / 2` buckets in the
+ * current generation the rotation comes early: under a flood of distinct keys some
+ * clients get a fresh bucket, never unbounded memory. Every operation is O(1), with no
+ * scans. The concurrency limiter keeps a counter only for keys with requests in flight.
+ */
+
+interface Bucket {
+  tokens: number;
+  /** Time of the last refill, in ms. */
+  last: number;
+}
+
+export interface RateLimiterOptions {
+  /** Tokens added per second; 0 disables the limiter. */
+  rps: number;
+  /** Bucket size (requests allowed at once after idling); 0 disables the limiter. */
+  burst: number;
+  /** Milliseconds; default Date.now. */
+  now?: () => number;
+  /** Most buckets held at once (default 100,000). */
+  maxEntries?: number;
+}
+
+export const DefaultMaxBuckets = 100_000;
+
+/** A token bucket per key. RATE_LIMIT_RPS=0 or RATE_LIMIT_BURST=0 disables it. */
+export class RateLimiter {
+  readonly enabled: boolean;
+  readonly #rpms: number;
+  readonly #burst: number;
+  readonly #now: () => number;
+  readonly #generationMax: number;
+  /** After this long unused, any bucket is full again and can be forgotten. */
+  readonly #idleMs: number;
+  #current = new Map<string, Bucket>();
+  #previous = new Map<string, Bucket>();
+  #rotatedAt: number;
+
+  constructor(opts: RateLimiterOptions) {
+    if (!(opts.rps >= 0) || !(opts.burst >= 0)) throw new Error("Rate limit rps and burst must be 0 or more");
+    this.enabled = opts.rps > 0 && opts.burst > 0;
+    this.#rpms = opts.rps / 1000;
+    this.#burst = opts.burst;
+    this.#now = opts.now ?? Date.now;
+    this.#generationMax = Math.max(1, Math.floor((opts.maxEntries ?? DefaultMaxBuckets) / 2));
+    this.#idleMs = this.enabled ? opts.burst / this.#rpms : 0;
+    this.#rotatedAt = this.#now();
+  }
+
+  /** Buckets currently held. */
+  get size(): number {
+    return this.#current.size + this.#previous.size;
+  }
+
+  /**
+   * Takes one token for `key`. Returns 0 when the request may go ahead, otherwise the
+   * whole seconds (at least 1) after which one token will be available: the Retry-After.
+   */
+  take(key: string): number {
+    if (!this.enabled) return 0;
+    const now = this.#now();
+    if (now - this.#rotatedAt >= this.#idleMs) this.#rotate(now);
+    let b = this.#current.get(key);
+    if (b === undefined) {
+      b = this.#previous.get(key);
+      if (b === undefined) {
+        b = { tokens: this.#burst, last: now };
+      } else {
+        this.#previous.delete(key);
+      }
+      if (this.#current.size >= this.#generationMax) this.#rotate(now);
+      this.#current.set(key, b);
+    }
+    const elapsed = now - b.last;
+    if (elapsed > 0) {
+      b.tokens = Math.min(this.#burst, b.tokens + elapsed * this.#rpms);
+      b.last = now;
+    }
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return 0;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.#rpms / 1000));
+  }
+
+  #rotate(now: number): void {
+    // Two idle periods without a rotation: everything held is full, drop both generations.
+    this.#previous = now - this.#rotatedAt >= 2 * this.#idleMs ? new Map() : this.#current;
+    this.#current = new Map();
+    this.#rotatedAt = now;
+  }
+}
+
+export type ConcurrencyRefusal = "per_client" | "total";
+
+const noop = () => {};
+
+/**
+ * In-flight caps: `perKey` requests per client and `total` overall; 0 means no cap (each
+ * independently). `acquire` returns a release function, or which cap refused.
+ */
+export class ConcurrencyLimiter {
+  readonly #perKey: number;
+  readonly #total: number;
+  readonly #counts = new Map<string, number>();
+  #active = 0;
+
+  constructor(perKey: number, total: number) {
+    if (!(perKey >= 0) || !(total >= 0)) throw new Error("Concurrency caps must be 0 or more");
+    this.#perKey = perKey;
+    this.#total = total;
+  }
+
+  /** Requests in flight (counted even when no cap is set). */
+  get active(): number {
+    return this.#active;
+  }
+  /** Keys with requests in flight (0 when there is no per-client cap). */
+  get keys(): number {
+    return this.#counts.size;
+  }
+
+  /** The per-client cap is checked first: when a client is over its own cap, that is the answer (429). */
+  acquire(key: string): (() => void) | ConcurrencyRefusal {
+    const perKey = this.#perKey;
+    let held = 0;
+    if (perKey > 0) {
+      held = this.#counts.get(key) ?? 0;
+      if (held >= perKey) return "per_client";
+    }
+    if (this.#total > 0 && this.#active >= this.#total) return "total";
+    this.#active++;
+    if (perKey > 0) this.#counts.set(key, held + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#active--;
+      if (perKey > 0) {
+        const n = (this.#counts.get(key) ?? 1) - 1;
+        if (n <= 0) this.#counts.delete(key);
+        else this.#counts.set(key, n);
+      }
+    };
+  }
+}
+
+/**
+ * Returns `res` with a body that calls `done` once, when the body has been sent, errored
+ * or been cancelled, or when `signal` (the client request's) aborts. A response without a
+ * body calls `done` at once. Use it to hold a concurrency slot for a streamed response.
+ */
+export function holdUntilBodyEnds(res: Response, done: () => void, signal?: AbortSignal): Response {
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    signal?.removeEventListener("abort", finish);
+    done();
+  };
+  if (res.body === null) {
+    finish();
+    return res;
+  }
+  if (signal?.aborted) finish();
+  else signal?.addEventListener("abort", finish, { once: true });
+  const reader = res.body.getReader();
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done: end, value } = await reader.read();
+        if (end) {
+          finish();
+          controller.close();
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (e) {
+        finish();
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason).catch(noop);
+    },
+  }, { highWaterMark: 0 });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
