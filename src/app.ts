@@ -17,11 +17,14 @@ import { extractToken } from "./auth/extract_token.ts";
 import { KeySet } from "./auth/key_set.ts";
 import { missingScopes } from "./auth/scope.ts";
 import { TokenCache } from "./auth/token_cache.ts";
-import { TokenVerifier } from "./auth/verify_token.ts";
+import { TokenVerifier, type VerifiedToken } from "./auth/verify_token.ts";
 import { metadataResponder } from "./routes/metadata.ts";
 import { healthz, readyz } from "./routes/health.ts";
 import { forward, stripAccessToken, upstreamTarget } from "./proxy/forward.ts";
 import { upstreamRequestHeaders } from "./proxy/headers.ts";
+import { ConcurrencyLimiter, holdUntilBodyEnds, RateLimiter } from "./limits.ts";
+import { authOutcomeFor, type GatewayMetrics } from "./metrics.ts";
+import type { Span, Tracer } from "./otel.ts";
 
 export interface GatewayDeps {
   /** The fetch used for the upstream, JWKS and discovery (default: globalThis.fetch). */
@@ -31,6 +34,10 @@ export interface GatewayDeps {
   log?: Logger;
   /** Called before a request is proxied: lifts the runtime's idle timeout for it. */
   disableTimeouts?: (req: Request) => void;
+  /** Prometheus metrics (METRICS_ADDR); undefined: none recorded. */
+  metrics?: GatewayMetrics | undefined;
+  /** Tracer (OTEL_EXPORTER_OTLP_ENDPOINT), loaded by the caller with import(); undefined: no tracing. */
+  tracer?: Tracer | undefined;
 }
 
 /** What the runtime knows about the connection. */
@@ -48,6 +55,7 @@ type Env = {
     reason: string | undefined;
     hint: string | undefined;
     proxied: boolean;
+    span: Span | undefined;
   };
 };
 
@@ -81,6 +89,10 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   const fetchFn = deps.fetch ?? globalThis.fetch.bind(globalThis);
   const now = deps.now ?? Date.now;
   const log = deps.log ?? createLogger(config.logLevel);
+  const metrics = deps.metrics;
+  const tracer = deps.tracer;
+  const rateLimiter = new RateLimiter({ rps: config.rateLimitRps, burst: config.rateLimitBurst, now });
+  const concurrency = new ConcurrencyLimiter(config.maxConcurrentRequests, config.maxTotalConnections);
 
   const keySetOptions = {
     fetch: fetchFn,
@@ -90,9 +102,20 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     cooldownMs: config.jwksRefetchCooldownMs,
     timeoutMs: config.jwksFetchTimeoutMs,
   };
+  const newKeySet = (issuer: string, jwksUri: string | undefined): KeySet => {
+    const keySet: KeySet = new KeySet({
+      ...keySetOptions,
+      issuer,
+      jwksUri,
+      ...(metrics
+        ? { onFetch: (outcome, keys) => metrics.jwksFetch(outcome === "ok", keys, issuer, keySet.version, now()) }
+        : {}),
+    });
+    return keySet;
+  };
   const keySets: KeySet[] = config.jwksUri !== undefined
-    ? [new KeySet({ ...keySetOptions, issuer: config.authorizationServers[0]!, jwksUri: config.jwksUri })]
-    : config.authorizationServers.map((issuer) => new KeySet({ ...keySetOptions, issuer, jwksUri: undefined }));
+    ? [newKeySet(config.authorizationServers[0]!, config.jwksUri)]
+    : config.authorizationServers.map((issuer) => newKeySet(issuer, undefined));
   const byIssuer = new Map(keySets.map((k) => [k.issuer, k]));
   const verifier = new TokenVerifier({
     config,
@@ -146,21 +169,74 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     const peer = c.env?.remoteAddr ?? "";
     const trustedPeer = isTrusted(peer, config.trustedProxies);
     c.set("trustedPeer", trustedPeer);
-    c.set("clientIp", trustedPeer ? clientAddress(peer, req.headers, config.trustedProxies) : peer);
+    const clientIp = trustedPeer ? clientAddress(peer, req.headers, config.trustedProxies) : peer;
+    c.set("clientIp", clientIp);
     c.set("proxied", false);
+    metrics?.requestStarted();
+    const span = tracer?.startSpan(`${req.method} ${c.req.path}`, {
+      parent: tracer.extract(req.headers),
+      kind: "server",
+      attributes: {
+        "http.request.method": req.method,
+        "url.path": c.req.path,
+        "client.address": clientIp,
+        "user_agent.original": req.headers.get("user-agent") ?? undefined,
+      },
+    });
+    c.set("span", span);
 
     let headerBytes = 0;
     req.headers.forEach((v, k) => {
       headerBytes += k.length + v.length + 4;
     });
+    const probe = c.req.path === "/healthz" || c.req.path === "/readyz";
+    let release: (() => void) | undefined;
     if (headerBytes > config.maxHeaderBytes) {
       c.set("reason", "headers_too_large");
       c.res = json(
         431,
         errorBody("request_header_fields_too_large", `Request headers exceed ${config.maxHeaderBytes} bytes`),
       );
-    } else {
+    } else if (probe) {
       await next();
+    } else {
+      // Limits come before any work: 429 for this client's rate or in-flight cap, 503 for the total.
+      const retryAfter = rateLimiter.take(clientIp);
+      const slot = retryAfter === 0 ? concurrency.acquire(clientIp) : undefined;
+      if (retryAfter > 0) {
+        metrics?.rateLimited();
+        c.set("reason", "rate_limited");
+        c.res = json(429, errorBody("rate_limited", `Too many requests; retry after ${retryAfter} s`), {
+          "retry-after": String(retryAfter),
+        });
+      } else if (slot === "per_client") {
+        metrics?.concurrentLimited("per_client");
+        c.set("reason", "too_many_concurrent_requests");
+        c.res = json(429, errorBody("rate_limited", "Too many requests in flight from this client"), {
+          "retry-after": "1",
+        });
+      } else if (slot === "total") {
+        metrics?.concurrentLimited("total");
+        c.set("reason", "too_many_connections");
+        c.res = json(503, errorBody("temporarily_unavailable", "The gateway is at its connection limit"), {
+          "retry-after": "1",
+        });
+      } else {
+        release = slot;
+        metrics?.connectionOpened();
+        await next();
+      }
+    }
+    if (release !== undefined) {
+      // A proxied response holds its slot until its body ends (a stream, for its whole
+      // life); the gateway's own answers are small and complete, so they free it now.
+      const done = release;
+      const free = () => {
+        done();
+        metrics?.connectionClosed();
+      };
+      if (c.get("proxied")) c.res = holdUntilBodyEnds(c.res, free, req.signal);
+      else free();
     }
 
     const res = c.res;
@@ -173,7 +249,13 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     }
     res.headers.set("x-request-id", requestId);
     const status = res.status;
-    const probe = c.req.path === "/healthz" || c.req.path === "/readyz";
+    metrics?.requestFinished();
+    metrics?.requestDone(req.method, status, (performance.now() - start) / 1000);
+    if (span) {
+      span.setAttribute("http.response.status_code", status);
+      if (status >= 500) span.setStatus("error");
+      span.end();
+    }
     const level = probe ? "debug" : status >= 500 ? "error" : status >= 400 ? "warn" : "info";
     if (log.enabled(level)) {
       log.log(level, "request", {
@@ -193,6 +275,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
 
   app.onError((err, c) => {
     if (err instanceof AuthError) {
+      if (err.code !== "origin_not_allowed") metrics?.authOutcome(authOutcomeFor(err.code, err.status), err.code);
       c.set("reason", err.code);
       c.set("hint", err.hint);
       return authResponse(err);
@@ -262,20 +345,37 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       throw new RequestError("body_too_large", 413, `Request body exceeds ${config.maxRequestBody} bytes`);
     }
 
-    const token = extractToken(req.headers.get("authorization"), url.search);
-    const verified = await verifier.verify(token);
-    c.set("sub", verified.sub);
-    const missing = missingScopes(verified.scopes, config.requiredScopes);
-    if (missing.length > 0) {
-      throw new AuthError(
-        "insufficient_scope",
-        403,
-        "insufficient_scope",
-        `The token lacks the required scope ${missing.join(" ")}`,
-        {
-          hint: `token scopes: ${verified.scopes.join(" ") || "(none)"}`,
-        },
-      );
+    const span = c.get("span");
+    const authSpan = span && tracer!.startSpan("auth.verify", { parent: span });
+    let token: string;
+    let verified: VerifiedToken;
+    try {
+      token = extractToken(req.headers.get("authorization"), url.search);
+      verified = await verifier.verify(token);
+      c.set("sub", verified.sub);
+      authSpan?.setAttribute("enduser.id", verified.sub);
+      const missing = missingScopes(verified.scopes, config.requiredScopes);
+      if (missing.length > 0) {
+        throw new AuthError(
+          "insufficient_scope",
+          403,
+          "insufficient_scope",
+          `The token lacks the required scope ${missing.join(" ")}`,
+          {
+            hint: `token scopes: ${verified.scopes.join(" ") || "(none)"}`,
+          },
+        );
+      }
+      metrics?.authOutcome("valid", "ok");
+      authSpan?.setAttributes({ "auth.outcome": "valid", "auth.reason": "ok" });
+    } catch (e) {
+      if (authSpan && e instanceof AuthError) {
+        authSpan.setAttributes({ "auth.outcome": authOutcomeFor(e.code, e.status), "auth.reason": e.code });
+        authSpan.setStatus("error", e.code);
+      }
+      throw e;
+    } finally {
+      authSpan?.end();
     }
 
     const trustedPeer = c.get("trustedPeer");
@@ -305,12 +405,38 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
 
     deps.disableTimeouts?.(req);
     const target = upstreamTarget(config.upstreamUrl, url.pathname, stripAccessToken(url.search));
-    const res = await forward(req, target, headers, {
-      fetch: fetchFn,
-      timeoutMs: config.upstreamTimeoutMs,
-      maxRequestBody: config.maxRequestBody,
-      readTimeoutMs: config.readTimeoutMs,
+    const upstreamSpan = span && tracer!.startSpan("upstream", {
+      parent: span,
+      kind: "client",
+      attributes: {
+        "http.request.method": req.method,
+        "url.full": upstreamTarget(config.upstreamUrl, url.pathname, ""),
+      },
     });
+    if (upstreamSpan) tracer!.inject(upstreamSpan, headers);
+    const sent = performance.now();
+    let res: Response;
+    try {
+      res = await forward(req, target, headers, {
+        fetch: fetchFn,
+        timeoutMs: config.upstreamTimeoutMs,
+        maxRequestBody: config.maxRequestBody,
+        readTimeoutMs: config.readTimeoutMs,
+      });
+      metrics?.proxyDone(res.status, (performance.now() - sent) / 1000);
+      upstreamSpan?.setAttribute("http.response.status_code", res.status);
+      if (res.status >= 500) upstreamSpan?.setStatus("error");
+    } catch (e) {
+      metrics?.proxyDone("error", (performance.now() - sent) / 1000);
+      upstreamSpan?.setAttribute(
+        "error.type",
+        e instanceof UpstreamError || e instanceof RequestError ? e.code : "error",
+      );
+      upstreamSpan?.setStatus("error", e instanceof Error ? e.message : String(e));
+      throw e;
+    } finally {
+      upstreamSpan?.end();
+    }
     c.set("proxied", true);
     return res;
   });

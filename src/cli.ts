@@ -5,7 +5,9 @@ import { createGateway } from "./app.ts";
 import { type Config, loadConfig, parseListenAddr, Variables } from "./config.ts";
 import { ConfigError, formatProblem } from "./errors.ts";
 import { createLogger } from "./logging.ts";
-import type { Runtime } from "./runtime.ts";
+import { runCheck } from "./check.ts";
+import { GatewayMetrics, metricsHandler } from "./metrics.ts";
+import type { RunningServer, Runtime } from "./runtime.ts";
 import { Version } from "./version.ts";
 
 export const Usage = `mcp-gate ${Version}: a stateless OAuth 2.1 gateway for MCP servers
@@ -14,6 +16,7 @@ Usage: mcp-gate [command]
 
 Commands:
   serve        run the gateway (default)
+  check        check the configuration, the authorization server and the upstream; exit 1 on any problem
   healthcheck  probe /healthz on LISTEN_ADDR; exit 0 when healthy, 1 otherwise
   --version    print the version
   --help       print this help
@@ -43,6 +46,10 @@ export async function main(rt: Runtime): Promise<void> {
   switch (command) {
     case "serve":
       return serve(rt);
+    case "check":
+      return rt.exit(
+        await runCheck(rt.env(), { fetch: globalThis.fetch.bind(globalThis), print: (line) => console.log(line) }),
+      );
     case "healthcheck":
       return rt.exit(await healthcheck(rt.env()));
     default:
@@ -81,24 +88,34 @@ function configOrExit(rt: Runtime): Config {
   }
 }
 
-function serve(rt: Runtime): void {
+async function serve(rt: Runtime): Promise<void> {
   const config = configOrExit(rt);
   const log = createLogger(config.logLevel);
   for (const w of config.warnings) log.warn("configuration warning", { warning: w });
   if (rt.maxHeaderBytes !== undefined && rt.maxHeaderBytes < config.maxHeaderBytes) {
     log.warn("configuration warning", {
-      warning: `MAX_HEADER_BYTES is ${config.maxHeaderBytes} but Bun accepts only ${rt.maxHeaderBytes} header bytes ` +
-        `and answers larger requests itself; start Bun with --max-http-header-size=${config.maxHeaderBytes} ` +
-        `(or BUN_OPTIONS=--max-http-header-size=${config.maxHeaderBytes})`,
+      warning: `MAX_HEADER_BYTES is ${config.maxHeaderBytes} but ${rt.name} itself answers requests with more ` +
+        `than about ${rt.maxHeaderBytes} header bytes with 400; the gateway's 431 applies below that`,
     });
   }
 
+  const metrics = config.metricsAddr ? new GatewayMetrics() : undefined;
+  metrics?.info(Version, `${rt.name} ${rt.version}`);
+  // Loaded only when configured: without OTEL_EXPORTER_OTLP_ENDPOINT none of it is evaluated.
+  const tracer = config.otel.endpoint
+    ? (await import("./otel.ts")).createTracer(
+      { endpoint: config.otel.endpoint, serviceName: config.otel.serviceName, sampleRate: config.otel.sampleRate },
+      { fetch: globalThis.fetch.bind(globalThis), log },
+    )
+    : undefined;
+
   let disable: (req: Request) => void = () => {};
-  const gateway = createGateway(config, { log, disableTimeouts: (req) => disable(req) });
+  const gateway = createGateway(config, { log, metrics, tracer, disableTimeouts: (req) => disable(req) });
   const server = rt.serve(gateway.fetch, {
     hostname: config.listen.hostname,
     port: config.listen.port,
     idleTimeoutMs: config.idleTimeoutMs,
+    maxHeaderBytes: config.maxHeaderBytes,
   });
   disable = server.disableTimeouts;
   log.info("listening", {
@@ -110,6 +127,32 @@ function serve(rt: Runtime): void {
     upstream: config.upstreamUrl.href,
     authorization_servers: config.authorizationServers,
   });
+  // As in the Go version, a metrics listener that cannot bind is logged, not fatal.
+  let metricsServer: RunningServer | undefined;
+  if (metrics && config.metricsAddr) {
+    const { hostname, port } = config.metricsAddr;
+    try {
+      metricsServer = rt.serve(metricsHandler(metrics), {
+        hostname,
+        port,
+        idleTimeoutMs: config.idleTimeoutMs,
+        maxHeaderBytes: config.maxHeaderBytes,
+      });
+      log.info("metrics listening", { url: `http://${displayHost(hostname)}:${metricsServer.port}/metrics` });
+    } catch (e) {
+      log.error("metrics listener failed; serving without /metrics", {
+        addr: `${displayHost(hostname)}:${port}`,
+        error: e instanceof Error ? e.message : String(e),
+      });
+    }
+  }
+  if (tracer) {
+    log.info("tracing", {
+      endpoint: config.otel.endpoint,
+      service: config.otel.serviceName,
+      sample_rate: config.otel.sampleRate,
+    });
+  }
   gateway.start().then(() => {
     if (gateway.ready) log.info("ready", {});
   });
@@ -124,6 +167,7 @@ function serve(rt: Runtime): void {
     log.info("shutting down", { signal, grace_ms: config.shutdownTimeoutMs });
     gateway.close();
     await server.shutdown(config.shutdownTimeoutMs);
+    await Promise.all([metricsServer?.shutdown(1000), tracer?.shutdown()]);
     log.info("stopped", {});
     rt.exit(0);
   });

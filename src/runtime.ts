@@ -11,6 +11,8 @@ export interface ServeOptions {
   port: number;
   /** Keep-alive idle timeout between requests (Bun: also per request unless lifted). */
   idleTimeoutMs: number;
+  /** MAX_HEADER_BYTES: the runtime's own parser must let at least this much through. */
+  maxHeaderBytes: number;
 }
 
 export interface RunningServer {
@@ -25,7 +27,7 @@ export interface RunningServer {
 export interface Runtime {
   name: "deno" | "bun";
   version: string;
-  /** Header bytes the runtime's own HTTP parser accepts, when it is known to be lower than ours. */
+  /** Header bytes the runtime's own HTTP parser accepts at most (undefined: raised as needed). */
   maxHeaderBytes: number | undefined;
   args: string[];
   env(): Record<string, string>;
@@ -75,14 +77,21 @@ function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   });
 }
 
-function bunRuntime(bun: BunGlobal, proc: NodeProcess, maxHeaderBytes: number | undefined): Runtime {
+/** Deno's HTTP parser answers 400 itself once the request head passes about 64 KiB. */
+const DenoMaxHeaderBytes = 65_000;
+
+function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: number }): Runtime {
   return {
     name: "bun",
     version: bun.version,
-    maxHeaderBytes,
+    maxHeaderBytes: undefined,
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
     serve(handler, opts) {
+      // Bun answers a request head over its limit (16 KiB unless --max-http-header-size)
+      // with its own 431 before any handler runs; leave room so that the gateway itself
+      // enforces MAX_HEADER_BYTES, with its JSON 431 and a log line.
+      http.maxHeaderSize = Math.max(http.maxHeaderSize, opts.maxHeaderBytes + 16_384);
       const server = bun.serve({
         hostname: opts.hostname,
         port: opts.port,
@@ -107,7 +116,7 @@ function denoRuntime(deno: typeof Deno): Runtime {
   return {
     name: "deno",
     version: deno.version.deno,
-    maxHeaderBytes: undefined,
+    maxHeaderBytes: DenoMaxHeaderBytes,
     args: deno.args,
     env: () => deno.env.toObject(),
     serve(handler, opts) {
@@ -137,10 +146,9 @@ function denoRuntime(deno: typeof Deno): Runtime {
 /** Detects the runtime this process runs on. */
 export async function detectRuntime(): Promise<Runtime> {
   if (g.Bun && g.process) {
-    // Bun answers larger headers with its own 431 before any handler runs; it reports the
-    // limit (--max-http-header-size, BUN_OPTIONS) through node:http.
+    // node:http holds Bun's HTTP header limit (settable, unlike a Bun.serve option).
     const http = await import("node:http");
-    return bunRuntime(g.Bun, g.process, http.maxHeaderSize);
+    return bunRuntime(g.Bun, g.process, http.default);
   }
   if (g.Deno) return denoRuntime(g.Deno);
   throw new Error("mcp-gate runs on Deno or Bun; for other runtimes embed createGateway() from mod.ts");

@@ -125,7 +125,6 @@ export async function createDemoIssuer(opts: DemoIssuerOptions): Promise<DemoIss
     token_endpoint_auth_methods_supported: ["none"],
     code_challenge_methods_supported: ["S256"],
     authorization_response_iss_parameter_supported: true,
-    service_documentation: "mcp-gate demo authorization server: NOT FOR PRODUCTION",
   };
 
   const mint = (claims: JWTPayload = {}): Promise<string> => {

@@ -152,9 +152,9 @@ export async function runDemo(rt: Runtime): Promise<void> {
     gateway = gw;
     gatewayServer.set(gw.fetch);
 
-    const started = gw.start();
-    const timer = new Promise((r) => setTimeout(r, ReadyTimeoutMs));
-    await Promise.race([started, timer]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([gw.start(), new Promise((r) => (timer = setTimeout(r, ReadyTimeoutMs)))]);
+    clearTimeout(timer);
     if (!gw.ready) throw new Error(`The gateway could not load the demo keys within ${ReadyTimeoutMs} ms`);
 
     const token = await issuer.mint({ sub: "demo-user" });
