@@ -18,6 +18,8 @@ Commands:
   serve        run the gateway (default)
   check        check the configuration, the authorization server and the upstream; exit 1 on any problem
   healthcheck  probe /healthz on LISTEN_ADDR; exit 0 when healthy, 1 otherwise
+  demo         try it locally: a demo issuer, a sample MCP server and the gateway,
+               on loopback only (LISTEN_ADDR default 127.0.0.1:8080); NOT for production
   --version    print the version
   --help       print this help
 
@@ -52,6 +54,10 @@ export async function main(rt: Runtime): Promise<void> {
       );
     case "healthcheck":
       return rt.exit(await healthcheck(rt.env()));
+    case "demo": {
+      const { runDemo } = await import("./demo/run.ts");
+      return await runDemo(rt);
+    }
     default:
       console.error(`mcp-gate: unknown command ${JSON.stringify(command)}\n\n${Usage}`);
       rt.exit(2);

@@ -17,6 +17,8 @@ import { createDemoMcpServer } from "./mcp_server.ts";
 export const DemoListenAddr = "127.0.0.1:8080";
 export const DemoScope = "mcp:tools";
 const ReadyTimeoutMs = 10_000;
+/** MAX_HEADER_BYTES of the demo gateway (the default), and what every demo listener accepts. */
+const DemoMaxHeaderBytes = 65_536;
 const StopGraceMs = 2_000;
 
 type Handler = (req: Request, conn: ConnInfo) => Response | Promise<Response>;
@@ -32,7 +34,12 @@ function hostForUrl(hostname: string): string {
 /** Serves a handler that is only known once the port is: the issuer's URL and the resource depend on it. */
 function serveLate(rt: Runtime, hostname: string, port: number) {
   let handler: Handler = () => new Response("starting", { status: 503 });
-  const server = rt.serve((req, conn) => handler(req, conn), { hostname, port, idleTimeoutMs: 120_000 });
+  const server = rt.serve((req, conn) => handler(req, conn), {
+    hostname,
+    port,
+    idleTimeoutMs: 120_000,
+    maxHeaderBytes: DemoMaxHeaderBytes,
+  });
   return {
     server,
     url: `http://${hostForUrl(hostname)}:${server.port}`,
@@ -142,6 +149,7 @@ export async function runDemo(rt: Runtime): Promise<void> {
       SCOPES_SUPPORTED: DemoScope,
       RESOURCE_NAME: "mcp-gate demo",
       METRICS_ADDR: "",
+      MAX_HEADER_BYTES: String(DemoMaxHeaderBytes),
       SHUTDOWN_TIMEOUT: "2s",
       LOG_LEVEL: log.level,
     });

@@ -2,8 +2,9 @@
 //
 // Targets are chosen with MCPGATE_TEST_TARGETS (comma list, default "deno,bun"). Each
 // target is an argv run with cwd = the repository root. Built in: "deno" and "bun" (from
-// source), "binary" (dist/mcp-gate) and "bundle" (dist/mcp-gate.js under deno), the last
-// two built first with scripts/build.ts. Any other name, or a different argv for a
+// source), "binary" (dist/mcp-gate), "bundle" (dist/mcp-gate.js, served from a loopback
+// URL to deno) — those two built first with scripts/build.ts — and "image" (the Docker
+// image mcp-gate:test, see scripts/run_image.sh). Any other name, or a different argv for a
 // built-in, comes from MCPGATE_TEST_CMD_<NAME> as a JSON array, for example
 //   MCPGATE_TEST_TARGETS=musl MCPGATE_TEST_CMD_MUSL='["./dist/mcp-gate-linux-x64-musl"]'
 import { assert, assertEquals } from "@std/assert";
@@ -40,7 +41,9 @@ export function gatewayTargets(): Target[] {
     deno: [Deno.execPath(), "run", "-A", "mod.ts"],
     bun: [localBin("bun"), "run", "mod.ts"],
     binary: [`${REPO_ROOT}dist/mcp-gate`],
-    bundle: [Deno.execPath(), "run", "--allow-net", "--allow-env", "dist/mcp-gate.js"],
+    // Served from a loopback URL with an empty Deno cache, as users run it.
+    bundle: ["bash", `${REPO_ROOT}scripts/run_bundle_url.sh`],
+    image: ["bash", `${REPO_ROOT}scripts/run_image.sh`],
   };
   const names = (Deno.env.get("MCPGATE_TEST_TARGETS") ?? "deno,bun").split(",").map((s) => s.trim()).filter(Boolean);
   return names.map((name) => {
@@ -53,7 +56,8 @@ export function gatewayTargets(): Target[] {
         }: set MCPGATE_TEST_CMD_${name.toUpperCase()} to a JSON argv array`,
       );
     }
-    const file = name === "binary" ? cmd[0] : name === "bundle" ? `${REPO_ROOT}${cmd.at(-1)}` : null;
+    const dist = Deno.env.get("MCPGATE_DIST_DIR") ?? `${REPO_ROOT}dist`;
+    const file = name === "binary" ? cmd[0] : name === "bundle" ? `${dist}/mcp-gate.js` : null;
     if (!override && file && !exists(file)) {
       throw new Error(`Gateway target ${name}: ${file} does not exist; build it with scripts/build.ts first`);
     }

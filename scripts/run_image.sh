@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the mcp-gate image the way the black-box tests run any other form: the gateway's
+# environment variables (those `mcp-gate --help` lists) are passed through, host network,
+# stdio attached, signals proxied, the container removed on exit.
+#   MCPGATE_IMAGE=mcp-gate:test scripts/run_image.sh [mcp-gate arguments...]
+set -euo pipefail
+image=${MCPGATE_IMAGE:-mcp-gate:test}
+args=(run --rm -i --network host --sig-proxy=true)
+for name in $(compgen -e); do
+  case $name in
+    LISTEN_ADDR | UPSTREAM_URL | RESOURCE_URI | AUTHORIZATION_SERVER | JWKS_URI | EXPECTED_* | REQUIRED_SCOPES | \
+      SCOPES_SUPPORTED | RESOURCE_NAME | ALLOWED_* | CLOCK_SKEW | JWKS_* | TRUSTED_PROXIES | UPSTREAM_TIMEOUT | MAX_* | \
+      RATE_LIMIT_* | READ_TIMEOUT | IDLE_TIMEOUT | SHUTDOWN_TIMEOUT | LOG_LEVEL | METRICS_ADDR | IDENTITY_HEADERS | \
+      CLAIM_HEADERS | FORWARD_ACCESS_TOKEN | TOKEN_CACHE_SIZE | OTEL_*) args+=(-e "$name") ;;
+  esac
+done
+exec docker "${args[@]}" "$image" "$@"
