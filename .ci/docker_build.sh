@@ -31,10 +31,13 @@ for f in /usr/local/share/ca-certificates/*.crt; do
 done
 
 # Smoke test: start it (loopback only), check it runs as 65534:65534 and its healthcheck passes.
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+metrics_port=$(free_port)
 cid=$(docker run -d --network host \
-  -e LISTEN_ADDR=127.0.0.1:18080 -e METRICS_ADDR=127.0.0.1:19090 \
-  -e UPSTREAM_URL=http://127.0.0.1:18081 -e RESOURCE_URI=http://127.0.0.1:18080 \
-  -e AUTHORIZATION_SERVER=http://127.0.0.1:18082 -e JWKS_URI=http://127.0.0.1:18082/jwks \
+  -e LISTEN_ADDR=127.0.0.1:$port -e METRICS_ADDR=127.0.0.1:$metrics_port \
+  -e UPSTREAM_URL=http://127.0.0.1:9 -e RESOURCE_URI=http://127.0.0.1:$port \
+  -e AUTHORIZATION_SERVER=http://127.0.0.1:9 -e JWKS_URI=http://127.0.0.1:9/jwks \
   "$tag")
 trap 'docker rm -f "$cid" >/dev/null 2>&1 || true' EXIT
 ok=

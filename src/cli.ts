@@ -81,6 +81,17 @@ export async function healthcheck(env: Record<string, string>): Promise<number> 
   }
 }
 
+/** One line for a failed bind: the runtimes' errors carry a code and, on Bun, a long stack. */
+function listenError(e: unknown): string {
+  const code = (e as { code?: unknown })?.code;
+  if (code === "EADDRINUSE" || (e instanceof Error && e.name === "AddrInUse")) return "the address is already in use";
+  if (code === "EACCES" || (e instanceof Error && e.name === "PermissionDenied")) return "permission denied";
+  if (code === "EADDRNOTAVAIL" || (e instanceof Error && e.name === "AddrNotAvailable")) {
+    return "the address is not available on this machine";
+  }
+  return e instanceof Error ? e.message.split("\n")[0]! : String(e);
+}
+
 function configOrExit(rt: Runtime): Config {
   try {
     return loadConfig(rt.env());
@@ -117,12 +128,21 @@ async function serve(rt: Runtime): Promise<void> {
 
   let disable: (req: Request) => void = () => {};
   const gateway = createGateway(config, { log, metrics, tracer, disableTimeouts: (req) => disable(req) });
-  const server = rt.serve(gateway.fetch, {
-    hostname: config.listen.hostname,
-    port: config.listen.port,
-    idleTimeoutMs: config.idleTimeoutMs,
-    maxHeaderBytes: config.maxHeaderBytes,
-  });
+  let server: RunningServer;
+  try {
+    server = rt.serve(gateway.fetch, {
+      hostname: config.listen.hostname,
+      port: config.listen.port,
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxHeaderBytes: config.maxHeaderBytes,
+    });
+  } catch (e) {
+    const addr = `${displayHost(config.listen.hostname)}:${config.listen.port}`;
+    const why = listenError(e);
+    log.error("cannot listen", { addr, error: why });
+    console.error(`mcp-gate: LISTEN_ADDR ${JSON.stringify(addr)}: cannot listen: ${why}`);
+    return rt.exit(1);
+  }
   disable = server.disableTimeouts;
   log.info("listening", {
     url: `http://${displayHost(config.listen.hostname)}:${server.port}`,
@@ -148,7 +168,8 @@ async function serve(rt: Runtime): Promise<void> {
     } catch (e) {
       log.error("metrics listener failed; serving without /metrics", {
         addr: `${displayHost(hostname)}:${port}`,
-        error: e instanceof Error ? e.message : String(e),
+        error: listenError(e),
+        hint: "set METRICS_ADDR to a free host:port, or to empty to disable metrics",
       });
     }
   }
