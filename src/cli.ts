@@ -112,7 +112,7 @@ async function serve(rt: Runtime): Promise<void> {
   if (rt.maxHeaderBytes !== undefined && rt.maxHeaderBytes < config.maxHeaderBytes) {
     log.warn("configuration warning", {
       warning: `MAX_HEADER_BYTES is ${config.maxHeaderBytes} but ${rt.name} itself answers requests with more ` +
-        `than about ${rt.maxHeaderBytes} header bytes with 400; the gateway's 431 applies below that`,
+        `than about ${rt.maxHeaderBytes} header bytes with its own 400; the gateway's 431 applies below that`,
     });
   }
 

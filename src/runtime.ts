@@ -78,7 +78,7 @@ function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
 }
 
 /** Deno's HTTP parser answers 400 itself once the request head passes about 64 KiB. */
-const DenoMaxHeaderBytes = 65_000;
+const DenoMaxHeaderBytes = 65_536;
 
 function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: number }): Runtime {
   return {
