@@ -283,7 +283,9 @@ export const startGateway = Gateway.start;
 
 function baseEnv(): Record<string, string> {
   const base: Record<string, string> = {};
-  for (const k of ["PATH", "HOME"]) {
+  // The launcher's own settings (where the image's Docker engine is, which build to run)
+  // pass through; nothing else of the test process's environment reaches the gateway.
+  for (const k of ["PATH", "HOME", "DOCKER_HOST", "MCPGATE_IMAGE", "MCPGATE_DIST_DIR"]) {
     const v = Deno.env.get(k);
     if (v !== undefined) base[k] = v;
   }
