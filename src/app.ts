@@ -22,7 +22,7 @@ import { metadataResponder } from "./routes/metadata.ts";
 import { healthz, readyz } from "./routes/health.ts";
 import { forward, stripAccessToken, upstreamTarget } from "./proxy/forward.ts";
 import { upstreamRequestHeaders } from "./proxy/headers.ts";
-import { ConcurrencyLimiter, holdUntilBodyEnds, RateLimiter } from "./limits.ts";
+import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
 import { authOutcomeFor, type GatewayMetrics } from "./metrics.ts";
 import type { Span, Tracer } from "./otel.ts";
 
@@ -34,6 +34,8 @@ export interface GatewayDeps {
   log?: Logger;
   /** Called before a request is proxied: lifts the runtime's idle timeout for it. */
   disableTimeouts?: (req: Request) => void;
+  /** The runtime sends no response headers before the first body chunk (Bun): prime event streams. */
+  primeEventStreams?: boolean;
   /** Prometheus metrics (METRICS_ADDR); undefined: none recorded. */
   metrics?: GatewayMetrics | undefined;
   /** Tracer (OTEL_EXPORTER_OTLP_ENDPOINT), loaded by the caller with import(); undefined: no tracing. */
@@ -56,6 +58,7 @@ type Env = {
     hint: string | undefined;
     proxied: boolean;
     span: Span | undefined;
+    endOfExchange: (() => void) | undefined;
   };
 };
 
@@ -190,7 +193,6 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       headerBytes += k.length + v.length + 4;
     });
     const probe = c.req.path === "/healthz" || c.req.path === "/readyz";
-    let release: (() => void) | undefined;
     if (headerBytes > config.maxHeaderBytes) {
       c.set("reason", "headers_too_large");
       c.res = json(
@@ -221,22 +223,23 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
         c.res = json(503, errorBody("temporarily_unavailable", "The gateway is at its connection limit"), {
           "retry-after": "1",
         });
-      } else {
-        release = slot;
+      } else if (slot !== undefined) {
+        const release = slot;
+        // A proxied exchange holds its slot until its response body ends (a stream, for
+        // its whole life: forward() calls endOfExchange); the gateway's own answers are
+        // complete when returned, so they free it here.
+        let freed = false;
+        const free = () => {
+          if (freed) return;
+          freed = true;
+          release();
+          metrics?.connectionClosed();
+        };
+        c.set("endOfExchange", free);
         metrics?.connectionOpened();
         await next();
+        if (!c.get("proxied")) free();
       }
-    }
-    if (release !== undefined) {
-      // A proxied response holds its slot until its body ends (a stream, for its whole
-      // life); the gateway's own answers are small and complete, so they free it now.
-      const done = release;
-      const free = () => {
-        done();
-        metrics?.connectionClosed();
-      };
-      if (c.get("proxied")) c.res = holdUntilBodyEnds(c.res, free, req.signal);
-      else free();
     }
 
     const res = c.res;
@@ -422,6 +425,8 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
         timeoutMs: config.upstreamTimeoutMs,
         maxRequestBody: config.maxRequestBody,
         readTimeoutMs: config.readTimeoutMs,
+        primeEventStream: deps.primeEventStreams ?? false,
+        onEnd: c.get("endOfExchange"),
       });
       metrics?.proxyDone(res.status, (performance.now() - sent) / 1000);
       upstreamSpan?.setAttribute("http.response.status_code", res.status);

@@ -127,7 +127,13 @@ async function serve(rt: Runtime): Promise<void> {
     : undefined;
 
   let disable: (req: Request) => void = () => {};
-  const gateway = createGateway(config, { log, metrics, tracer, disableTimeouts: (req) => disable(req) });
+  const gateway = createGateway(config, {
+    log,
+    metrics,
+    tracer,
+    disableTimeouts: (req) => disable(req),
+    primeEventStreams: rt.holdsHeadersUntilFirstChunk,
+  });
   let server: RunningServer;
   try {
     server = rt.serve(gateway.fetch, {

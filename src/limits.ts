@@ -101,7 +101,6 @@ export class RateLimiter {
 
 export type ConcurrencyRefusal = "per_client" | "total";
 
-const noop = () => {};
 
 /**
  * In-flight caps: `perKey` requests per client and `total` overall; 0 means no cap (each
@@ -151,47 +150,4 @@ export class ConcurrencyLimiter {
       }
     };
   }
-}
-
-/**
- * Returns `res` with a body that calls `done` once, when the body has been sent, errored
- * or been cancelled, or when `signal` (the client request's) aborts. A response without a
- * body calls `done` at once. Use it to hold a concurrency slot for a streamed response.
- */
-export function holdUntilBodyEnds(res: Response, done: () => void, signal?: AbortSignal): Response {
-  let finished = false;
-  const finish = () => {
-    if (finished) return;
-    finished = true;
-    signal?.removeEventListener("abort", finish);
-    done();
-  };
-  if (res.body === null) {
-    finish();
-    return res;
-  }
-  if (signal?.aborted) finish();
-  else signal?.addEventListener("abort", finish, { once: true });
-  const reader = res.body.getReader();
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done: end, value } = await reader.read();
-        if (end) {
-          finish();
-          controller.close();
-        } else {
-          controller.enqueue(value);
-        }
-      } catch (e) {
-        finish();
-        controller.error(e);
-      }
-    },
-    cancel(reason) {
-      finish();
-      return reader.cancel(reason).catch(noop);
-    },
-  }, { highWaterMark: 0 });
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 }

@@ -29,6 +29,8 @@ export interface Runtime {
   version: string;
   /** Header bytes the runtime's own HTTP parser accepts at most (undefined: raised as needed). */
   maxHeaderBytes: number | undefined;
+  /** The server sends the end of the response head only with the first body chunk. */
+  holdsHeadersUntilFirstChunk: boolean;
   args: string[];
   env(): Record<string, string>;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
@@ -85,6 +87,7 @@ function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: nu
     name: "bun",
     version: bun.version,
     maxHeaderBytes: undefined,
+    holdsHeadersUntilFirstChunk: true,
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
     serve(handler, opts) {
@@ -117,6 +120,7 @@ function denoRuntime(deno: typeof Deno): Runtime {
     name: "deno",
     version: deno.version.deno,
     maxHeaderBytes: DenoMaxHeaderBytes,
+    holdsHeadersUntilFirstChunk: false,
     args: deno.args,
     env: () => deno.env.toObject(),
     serve(handler, opts) {

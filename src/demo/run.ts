@@ -156,6 +156,7 @@ export async function runDemo(rt: Runtime): Promise<void> {
     const gw = createGateway(config, {
       log,
       disableTimeouts: (req) => gatewayServer.server.disableTimeouts(req),
+      primeEventStreams: rt.holdsHeadersUntilFirstChunk,
     });
     gateway = gw;
     gatewayServer.set(gw.fetch);

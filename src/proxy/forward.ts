@@ -21,7 +21,17 @@ export interface ForwardOptions {
   timeoutMs: number;
   maxRequestBody: number;
   readTimeoutMs: number;
+  /**
+   * Start an event stream with an SSE comment line. Bun holds back the end of the
+   * response head until the first body chunk, so a quiet stream (the MCP standalone GET)
+   * would otherwise leave the client waiting for headers; SSE parsers ignore comments.
+   */
+  primeEventStream?: boolean;
+  /** Called once when the exchange is over: response body ended, cancelled or failed. */
+  onEnd?: (() => void) | undefined;
 }
+
+const SsePrime = new TextEncoder().encode(":\n\n");
 
 /** Upstream URL: the base URL's path, then the request's path and query. */
 export function upstreamTarget(base: URL, path: string, search: string): string {
@@ -71,6 +81,7 @@ export async function forward(
   const finish = () => {
     guard?.dispose();
     req.signal.removeEventListener("abort", onClientGone);
+    opts.onEnd?.();
   };
   let res: Response;
   try {
@@ -113,7 +124,8 @@ export async function forward(
     await res.body?.cancel().catch(() => {});
     return new Response(null, { status: res.status, statusText: res.statusText, headers: responseHeaders });
   }
-  return new Response(relay(res.body, abort, finish), {
+  const prime = opts.primeEventStream === true && responseHeaders.get("content-type")?.startsWith("text/event-stream");
+  return new Response(relay(res.body, abort, finish, prime ? SsePrime : undefined), {
     status: res.status,
     statusText: res.statusText,
     headers: responseHeaders,
@@ -125,9 +137,13 @@ function relay(
   body: ReadableStream<Uint8Array>,
   abort: AbortController,
   done: () => void,
+  prefix: Uint8Array | undefined,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   return new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (prefix) controller.enqueue(prefix);
+    },
     async pull(controller) {
       try {
         const { done: finished, value } = await reader.read();

@@ -43,7 +43,7 @@ interface Harness {
 
 async function harness(
   env: Record<string, string | undefined> = {},
-  opts: { start?: boolean } = {},
+  opts: { start?: boolean; primeEventStreams?: boolean } = {},
 ): Promise<Harness> {
   const clock = { now: T0 };
   const now = () => clock.now;
@@ -54,7 +54,12 @@ async function harness(
     SCOPES_SUPPORTED: "mcp:read,mcp:write,mcp:admin",
     ...env,
   });
-  const gw = createGateway(cfg, { fetch: net.fetch, now, log: createLogger("debug", (l) => lines.push(l), now) });
+  const gw = createGateway(cfg, {
+    fetch: net.fetch,
+    now,
+    log: createLogger("debug", (l) => lines.push(l), now),
+    primeEventStreams: opts.primeEventStreams ?? false,
+  });
   if (opts.start !== false) await gw.start();
   return {
     gw,
@@ -840,6 +845,26 @@ Deno.test("createGateway() streams SSE responses without buffering", async () =>
   }
   assertEquals(rest, "event: message\ndata: second\n\n");
   h.gw.close();
+});
+
+Deno.test("createGateway() primes event streams with an SSE comment where the runtime needs it", async (t) => {
+  // Bun sends the end of the response head only with the first body chunk: a quiet
+  // stream would leave the client waiting for headers, so it starts with a comment line.
+  for (const prime of [true, false]) {
+    await t.step(`primeEventStreams: ${prime}`, async () => {
+      const h = await harness({}, { primeEventStreams: prime });
+      const enc = new TextEncoder();
+      h.net.upstreamHandler = (req) =>
+        new URL(req.url).pathname === "/json"
+          ? Response.json({ ok: true })
+          : new Response(enc.encode("data: one\n\n"), { headers: { "content-type": "text/event-stream" } });
+      const sse = await h.send("/mcp", { token: await h.token(), headers: { accept: "text/event-stream" } });
+      assertEquals(sse.text, prime ? ":\n\ndata: one\n\n" : "data: one\n\n");
+      const json = await h.send("/json", { token: await h.token() });
+      assertEquals(json.text, '{"ok":true}');
+      h.gw.close();
+    });
+  }
 });
 
 Deno.test("createGateway() puts security headers on its own responses and a request id on all", async (t) => {

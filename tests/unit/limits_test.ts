@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertLessOrEqual, assertThrows } from "@std/assert";
-import { ConcurrencyLimiter, holdUntilBodyEnds, RateLimiter } from "../../src/limits.ts";
+import { ConcurrencyLimiter, RateLimiter } from "../../src/limits.ts";
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -185,45 +185,4 @@ Deno.test("ConcurrencyLimiter caps of 0 mean no cap", () => {
   assert(typeof totalOnly.acquire("a") === "function");
   assertEquals(totalOnly.acquire("b"), "total");
   assertThrows(() => new ConcurrencyLimiter(-1, 0), Error, "0 or more");
-});
-
-Deno.test("holdUntilBodyEnds() calls done once the body is fully read", async () => {
-  let done = 0;
-  const res = holdUntilBodyEnds(
-    new Response("hello", { status: 201, headers: { "x-a": "1" } }),
-    () => done++,
-  );
-  assertEquals(res.status, 201);
-  assertEquals(res.headers.get("x-a"), "1");
-  assertEquals(done, 0);
-  assertEquals(await res.text(), "hello");
-  assertEquals(done, 1);
-});
-
-Deno.test("holdUntilBodyEnds() calls done on cancel, on abort, and at once without a body", async () => {
-  let done = 0;
-  const stream = new ReadableStream<Uint8Array>({
-    pull(c) {
-      c.enqueue(new Uint8Array([1]));
-    },
-  });
-  const res = holdUntilBodyEnds(new Response(stream), () => done++);
-  const reader = res.body!.getReader();
-  await reader.read();
-  assertEquals(done, 0);
-  await reader.cancel();
-  assertEquals(done, 1);
-
-  let aborted = 0;
-  const ac = new AbortController();
-  const res2 = holdUntilBodyEnds(new Response(new ReadableStream()), () => aborted++, ac.signal);
-  ac.abort();
-  ac.abort();
-  assertEquals(aborted, 1);
-  await res2.body!.cancel();
-  assertEquals(aborted, 1);
-
-  let empty = 0;
-  holdUntilBodyEnds(new Response(null, { status: 204 }), () => empty++);
-  assertEquals(empty, 1);
 });
