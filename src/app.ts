@@ -131,6 +131,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
         maxBytes: 64 * 1024 * 1024,
         ttlCapMs: 10 * 60_000,
         negativeTtlMs: 60_000,
+        negativeMaxEntries: 1024,
         skewMs: config.clockSkewSeconds * 1000,
         now,
       })

@@ -101,7 +101,6 @@ export class RateLimiter {
 
 export type ConcurrencyRefusal = "per_client" | "total";
 
-
 /**
  * In-flight caps: `perKey` requests per client and `total` overall; 0 means no cap (each
  * independently). `acquire` returns a release function, or which cap refused.

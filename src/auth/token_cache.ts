@@ -12,7 +12,8 @@
  *   set too: the same bytes against the same keys give the same answer, so a replayed
  *   junk token costs one hash instead of one RSA verification — and does not trigger a
  *   JWKS refetch each time.
- * - Bounded in entries and in bytes, least recently used evicted first.
+ * - Bounded in entries and in bytes, least recently used evicted first. Rejections live in
+ *   a separate, small map, so a flood of junk tokens cannot evict the valid ones.
  *
  * Scope checks are not cached (they run per request on the cached claims).
  */
@@ -26,15 +27,21 @@ export interface TokenCacheOptions {
   ttlCapMs: number;
   /** How long a bad-signature rejection is remembered. */
   negativeTtlMs: number;
+  /** How many rejections are remembered at most. */
+  negativeMaxEntries: number;
   skewMs: number;
   now: () => number;
 }
 
 interface Entry {
-  verified?: VerifiedToken;
-  rejection?: AuthError;
+  verified: VerifiedToken;
   expiresAt: number;
   bytes: number;
+}
+
+interface Rejection {
+  rejection: AuthError;
+  expiresAt: number;
 }
 
 const encoder = new TextEncoder();
@@ -50,6 +57,7 @@ export async function tokenDigest(token: string): Promise<string> {
 export class TokenCache {
   #opts: TokenCacheOptions;
   #entries = new Map<string, Entry>();
+  #rejections = new Map<string, Rejection>();
   #bytes = 0;
   #keyVersion = -1;
 
@@ -74,21 +82,31 @@ export class TokenCache {
 
   clear(): void {
     this.#entries.clear();
+    this.#rejections.clear();
     this.#bytes = 0;
   }
 
   /** A live entry for the digest: the verified token, or a cached rejection to rethrow. */
   get(digest: string): { verified: VerifiedToken } | { rejection: AuthError } | undefined {
+    const now = this.#opts.now();
     const e = this.#entries.get(digest);
-    if (!e) return undefined;
-    if (this.#opts.now() >= e.expiresAt) {
-      this.#delete(digest, e);
+    if (e) {
+      if (now >= e.expiresAt) {
+        this.#delete(digest, e);
+        return undefined;
+      }
+      // Refresh recency: Map iteration order is insertion order.
+      this.#entries.delete(digest);
+      this.#entries.set(digest, e);
+      return { verified: e.verified };
+    }
+    const r = this.#rejections.get(digest);
+    if (!r) return undefined;
+    if (now >= r.expiresAt) {
+      this.#rejections.delete(digest);
       return undefined;
     }
-    // Refresh recency: Map iteration order is insertion order.
-    this.#entries.delete(digest);
-    this.#entries.set(digest, e);
-    return e.verified ? { verified: e.verified } : { rejection: e.rejection! };
+    return { rejection: r.rejection };
   }
 
   setVerified(digest: string, verified: VerifiedToken, tokenLength: number): void {
@@ -99,7 +117,11 @@ export class TokenCache {
   }
 
   setRejected(digest: string, rejection: AuthError): void {
-    this.#put(digest, { rejection, expiresAt: this.#opts.now() + this.#opts.negativeTtlMs, bytes: 256 });
+    const max = this.#opts.negativeMaxEntries;
+    if (max <= 0 || this.#opts.maxEntries <= 0) return;
+    this.#rejections.delete(digest);
+    this.#rejections.set(digest, { rejection, expiresAt: this.#opts.now() + this.#opts.negativeTtlMs });
+    if (this.#rejections.size > max) this.#rejections.delete(this.#rejections.keys().next().value!);
   }
 
   #put(digest: string, entry: Entry): void {
@@ -109,8 +131,8 @@ export class TokenCache {
     if (old) this.#delete(digest, old);
     this.#entries.set(digest, entry);
     this.#bytes += entry.bytes;
-    for (const [k, e] of this.#entries) {
-      if (this.#entries.size <= maxEntries && this.#bytes <= maxBytes) break;
+    while (this.#entries.size > maxEntries || this.#bytes > maxBytes) {
+      const [k, e] = this.#entries.entries().next().value!;
       this.#delete(k, e);
     }
   }

@@ -86,6 +86,7 @@ async function setup(
         maxBytes: 1_000_000,
         ttlCapMs: 600_000,
         negativeTtlMs: 60_000,
+        negativeMaxEntries: 1024,
         skewMs: config.clockSkewSeconds * 1000,
         now,
       })
