@@ -42,6 +42,8 @@ RUN set -eu; \
 
 FROM scratch
 COPY --from=build /rootfs /
+# Bun's fetch runs 256 upstream requests at once by default; MAX_TOTAL_CONNECTIONS is 1000.
+ENV BUN_CONFIG_MAX_HTTP_REQUESTS=4096
 USER 65534:65534
 EXPOSE 8080 9090
 ENTRYPOINT ["/mcp-gate"]

@@ -260,7 +260,15 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       if (status >= 500) span.setStatus("error");
       span.end();
     }
-    const level = probe ? "debug" : status >= 500 ? "error" : status >= 400 ? "warn" : "info";
+    const level = probe
+      ? "debug"
+      : c.get("reason") === "client_closed"
+      ? "info"
+      : status >= 500
+      ? "error"
+      : status >= 400
+      ? "warn"
+      : "info";
     if (log.enabled(level)) {
       log.log(level, "request", {
         method: req.method,

@@ -116,6 +116,16 @@ async function serve(rt: Runtime): Promise<void> {
     });
   }
 
+  const fetches = rt.maxConcurrentFetches;
+  if (fetches !== undefined && (config.maxTotalConnections === 0 || config.maxTotalConnections > fetches)) {
+    log.warn("configuration warning", {
+      warning: `${rt.name}'s fetch runs at most ${fetches} upstream requests at once, fewer than ` +
+        `MAX_TOTAL_CONNECTIONS (${config.maxTotalConnections || "unlimited"}): streams past that wait for a slot. ` +
+        `Start the gateway with BUN_CONFIG_MAX_HTTP_REQUESTS=${
+          config.maxTotalConnections || 65_000
+        } in its environment`,
+    });
+  }
   const metrics = config.metricsAddr ? new GatewayMetrics() : undefined;
   metrics?.info(Version, `${rt.name} ${rt.version}`);
   // Loaded only when configured: without OTEL_EXPORTER_OTLP_ENDPOINT none of it is evaluated.

@@ -100,10 +100,13 @@ export class UpstreamError extends GatewayError {
   }
 }
 
-/** The client's request broke a limit: too large (413) or too slow to send (408). */
+/**
+ * The client's side of the exchange failed: body too large (413), too slow to send (408),
+ * or the client went away before the upstream answered (499, logged, never seen).
+ */
 export class RequestError extends GatewayError {
-  readonly status: 408 | 413;
-  constructor(code: "body_too_large" | "read_timeout", status: 408 | 413, message: string) {
+  readonly status: 408 | 413 | 499;
+  constructor(code: "body_too_large" | "read_timeout" | "client_closed", status: 408 | 413 | 499, message: string) {
     super(code, message);
     this.status = status;
   }

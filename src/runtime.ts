@@ -31,6 +31,8 @@ export interface Runtime {
   maxHeaderBytes: number | undefined;
   /** The server sends the end of the response head only with the first body chunk. */
   holdsHeadersUntilFirstChunk: boolean;
+  /** Upstream requests `fetch` runs at once, when the runtime caps them (Bun). */
+  maxConcurrentFetches: number | undefined;
   args: string[];
   env(): Record<string, string>;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
@@ -88,6 +90,8 @@ function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: nu
     version: bun.version,
     maxHeaderBytes: undefined,
     holdsHeadersUntilFirstChunk: true,
+    // Read by Bun once, at start-up; more requests wait for a free slot.
+    maxConcurrentFetches: Number(bun.env["BUN_CONFIG_MAX_HTTP_REQUESTS"] || 256),
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
     serve(handler, opts) {
@@ -121,6 +125,7 @@ function denoRuntime(deno: typeof Deno): Runtime {
     version: deno.version.deno,
     maxHeaderBytes: DenoMaxHeaderBytes,
     holdsHeadersUntilFirstChunk: false,
+    maxConcurrentFetches: undefined,
     args: deno.args,
     env: () => deno.env.toObject(),
     serve(handler, opts) {

@@ -6,6 +6,18 @@
  */
 import { AuthError } from "../errors.ts";
 
+const KnownSchemes = new Set([
+  "basic",
+  "digest",
+  "negotiate",
+  "ntlm",
+  "dpop",
+  "hoba",
+  "mutual",
+  "token",
+  "aws4-hmac-sha256",
+]);
+
 /** token68 (RFC 7235 §2.1) after "Bearer " and optional whitespace. */
 const BearerCredentials = /^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *$/;
 
@@ -38,7 +50,10 @@ export function extractToken(authorization: string | null, search: string): stri
   const scheme = /^\s*(\S+)/.exec(authorization)?.[1] ?? "";
   if (scheme.toLowerCase() !== "bearer") {
     throw new AuthError("missing_token", 401, "", "Authentication required", {
-      hint: `Authorization scheme ${JSON.stringify(scheme.slice(0, 20))} is not Bearer`,
+      // Name the scheme only when it is a known one: anything else may be a bare credential.
+      hint: KnownSchemes.has(scheme.toLowerCase())
+        ? `Authorization scheme ${scheme} is not Bearer`
+        : `Authorization is not a Bearer credential (${authorization.length} characters)`,
     });
   }
   const m = BearerCredentials.exec(authorization);

@@ -62,10 +62,24 @@ export function nearMissHint(got: readonly string[], expected: readonly string[]
   return undefined;
 }
 
+/**
+ * A claim value for a log hint, bounded and never recursive: the claims are attacker
+ * input that has not been verified yet (a 3,000-deep array must not blow the stack).
+ */
+export function showClaim(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}…` : value);
+  if (typeof value === "number" || typeof value === "boolean" || value === null) return String(value);
+  if (Array.isArray(value)) {
+    const items = value.slice(0, 5).map((v) => typeof v === "string" || typeof v === "number" ? showClaim(v) : "…");
+    return `[${items.join(",")}${value.length > 5 ? ",…" : ""}]`;
+  }
+  return typeof value === "object" ? "(an object)" : `(${typeof value})`;
+}
+
 function describeMismatch(claim: string, got: unknown, expected: readonly string[]): string {
-  const values = Array.isArray(got) ? got.map(String) : got === undefined ? [] : [String(got)];
+  const values = (Array.isArray(got) ? got : [got]).filter((v): v is string => typeof v === "string");
   const near = nearMissHint(values, expected);
-  const was = got === undefined ? `${claim} is missing` : `${claim} was ${JSON.stringify(got)}`;
+  const was = got === undefined ? `${claim} is missing` : `${claim} was ${showClaim(got)}`;
   return `${was}, expected one of ${JSON.stringify(expected)}${near ? ` (${near})` : ""}`;
 }
 
@@ -147,21 +161,21 @@ export class TokenVerifier {
       throw invalid(
         "alg_not_allowed",
         "The token's signing algorithm is not accepted",
-        `alg was ${JSON.stringify(header.alg)}, expected one of ${c.allowedAlgorithms.join(",")}`,
+        `alg was ${showClaim(header.alg)}, expected one of ${c.allowedAlgorithms.join(",")}`,
       );
     }
     if (header.crit !== undefined) {
       throw invalid(
         "crit_not_supported",
         "The token has critical header parameters",
-        `crit was ${JSON.stringify(header.crit)}`,
+        `crit was ${showClaim(header.crit)}`,
       );
     }
     if (header.typ !== undefined && (typeof header.typ !== "string" || !AcceptedTyp.has(header.typ.toLowerCase()))) {
       throw invalid(
         "bad_typ",
         "The token is not an access token",
-        `typ was ${JSON.stringify(header.typ)}, expected at+jwt`,
+        `typ was ${showClaim(header.typ)}, expected at+jwt`,
       );
     }
     if (typeof claims.iss !== "string" || !this.#issuers.has(claims.iss)) {
@@ -174,13 +188,13 @@ export class TokenVerifier {
     // Claim checks that can only reject run before the cryptography; jose repeats them.
     const nowSec = this.#opts.now() / 1000;
     if (typeof claims.exp === "number" && claims.exp <= nowSec - c.clockSkewSeconds) {
-      throw invalid("expired", "The access token has expired", `exp was ${claims.exp}`);
+      throw invalid("expired", "The access token has expired", `exp was ${showClaim(claims.exp)}`);
     }
     if (typeof claims.iat === "number" && claims.iat > nowSec + c.clockSkewSeconds) {
-      throw invalid("not_yet_valid", "The access token was issued in the future", `iat was ${claims.iat}`);
+      throw invalid("not_yet_valid", "The access token was issued in the future", `iat was ${showClaim(claims.iat)}`);
     }
     if (typeof claims.nbf === "number" && claims.nbf > nowSec + c.clockSkewSeconds) {
-      throw invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${claims.nbf}`);
+      throw invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${showClaim(claims.nbf)}`);
     }
     const aud = typeof claims.aud === "string" ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : [];
     if (!aud.some((a) => this.#audiences.has(a))) {
@@ -200,7 +214,7 @@ export class TokenVerifier {
         throw invalid(
           "unknown_kid",
           "The token was signed with an unknown key",
-          `kid ${JSON.stringify(header.kid)} is not in the JWKS`,
+          `kid ${showClaim(header.kid)} is not in the JWKS`,
         );
       }
     }
@@ -253,12 +267,12 @@ export class TokenVerifier {
     if (e instanceof AuthError) return e;
     const c = this.#opts.config;
     if (e instanceof joseErrors.JWTExpired) {
-      return invalid("expired", "The access token has expired", `exp was ${claims.exp}`);
+      return invalid("expired", "The access token has expired", `exp was ${showClaim(claims.exp)}`);
     }
     if (e instanceof joseErrors.JWTClaimValidationFailed) {
       switch (e.claim) {
         case "nbf":
-          return invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${claims.nbf}`);
+          return invalid("not_yet_valid", "The access token is not valid yet", `nbf was ${showClaim(claims.nbf)}`);
         case "aud":
           return invalid(
             "bad_audience",

@@ -10,7 +10,7 @@
  * - An upstream 401/403 becomes 502: the client's token was good here, and passing the
  *   status on would make the client re-authorise in a loop.
  */
-import { UpstreamError } from "../errors.ts";
+import { RequestError, UpstreamError } from "../errors.ts";
 import { guardBody } from "./body_guard.ts";
 import { clientResponseHeaders } from "./headers.ts";
 
@@ -106,6 +106,9 @@ export async function forward(
     finish();
     const violation = guard?.violation();
     if (violation) throw violation;
+    if (req.signal.aborted) {
+      throw new RequestError("client_closed", 499, "The client went away before the upstream answered");
+    }
     if (timedOut) {
       throw new UpstreamError("upstream_timeout", 504, `The upstream did not answer within ${opts.timeoutMs} ms`, {
         cause,

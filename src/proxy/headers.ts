@@ -33,6 +33,15 @@ function removeConnectionListed(h: Headers): void {
   }
 }
 
+/**
+ * Claim values become header values: printable ASCII goes as it is; anything else (UTF-8
+ * names, control characters) is percent-encoded as UTF-8, since a header value cannot
+ * carry it.
+ */
+export function headerValue(value: string): string {
+  return /^[\x20-\x7E]*$/.test(value) ? value : encodeURIComponent(value);
+}
+
 export interface UpstreamIdentity {
   sub: string;
   scopes: readonly string[];
@@ -72,10 +81,10 @@ export function upstreamRequestHeaders(
   h.set("x-forwarded-proto", fwd.proto);
   if (fwd.host !== "") h.set("x-forwarded-host", fwd.host);
   if (identity) {
-    h.set("x-auth-subject", identity.sub);
-    h.set("x-auth-scopes", identity.scopes.join(" "));
-    if (identity.clientId !== undefined) h.set("x-auth-client-id", identity.clientId);
-    for (const [name, value] of identity.extra) h.set(name, value);
+    h.set("x-auth-subject", headerValue(identity.sub));
+    h.set("x-auth-scopes", headerValue(identity.scopes.join(" ")));
+    if (identity.clientId !== undefined) h.set("x-auth-client-id", headerValue(identity.clientId));
+    for (const [name, value] of identity.extra) h.set(name, headerValue(value));
   }
   if (token !== null) h.set("authorization", `Bearer ${token}`);
   return h;
