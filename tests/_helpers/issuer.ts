@@ -107,17 +107,21 @@ class MiniServer {
   }
 
   async #accept() {
-    try {
-      for await (const conn of this.#listener) {
-        this.#conns.add(conn);
-        const task = this.#serve(conn).finally(() => {
-          this.#conns.delete(conn);
-          this.#tasks.delete(task);
-        });
-        this.#tasks.add(task);
+    // accept() also throws for a connection reset while still queued; only a closed
+    // listener ends the loop, so that one impatient client cannot stop the issuer.
+    while (!this.#closing.signal.aborted) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch {
+        continue;
       }
-    } catch {
-      // listener closed
+      this.#conns.add(conn);
+      const task = this.#serve(conn).finally(() => {
+        this.#conns.delete(conn);
+        this.#tasks.delete(task);
+      });
+      this.#tasks.add(task);
     }
   }
 
