@@ -9,6 +9,7 @@
  * Exit code: 1 when any problem (✗) was found, 0 otherwise; warnings (!) do not fail.
  */
 import { type Config, loadConfig } from "./config.ts";
+import { isLoopbackHost } from "./net.ts";
 import { ConfigError, formatProblem } from "./errors.ts";
 import { silentLogger } from "./logging.ts";
 import { buildChallenge } from "./auth/challenge.ts";
@@ -44,10 +45,6 @@ function keyAlgorithms(jwk: Record<string, unknown>): string[] {
     default:
       return [];
   }
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 function withoutSlash(s: string): string {
@@ -136,7 +133,7 @@ function checkResource(config: Config, r: Report): void {
   const url = new URL(config.resourceUri);
   if (url.protocol === "https:") {
     r.ok("RESOURCE_URI uses https.");
-  } else if (isLoopback(url.hostname)) {
+  } else if (isLoopbackHost(url.hostname)) {
     r.warn(
       "RESOURCE_URI uses http on a loopback address, which is fine for local testing only: use the https URL in production.",
     );

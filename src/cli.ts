@@ -5,6 +5,7 @@ import { createGateway } from "./app.ts";
 import { type Config, loadConfig, parseListenAddr, Variables } from "./config.ts";
 import { ConfigError, formatProblem } from "./errors.ts";
 import { createLogger } from "./logging.ts";
+import { urlHost } from "./net.ts";
 import { runCheck } from "./check.ts";
 import { GatewayMetrics, metricsHandler } from "./metrics.ts";
 import type { RunningServer, Runtime } from "./runtime.ts";
@@ -26,10 +27,6 @@ Commands:
 Configuration is read from environment variables only:
 ${Variables.map((v) => `  ${v.name.padEnd(28)} ${v.default.padEnd(24)} ${v.meaning}`).join("\n")}
 `;
-
-function displayHost(hostname: string): string {
-  return hostname.includes(":") ? `[${hostname}]` : hostname;
-}
 
 export async function main(rt: Runtime): Promise<void> {
   const [command = "serve", ...rest] = rt.args;
@@ -73,7 +70,7 @@ export async function healthcheck(env: Record<string, string>): Promise<number> 
   }
   const host = addr.hostname === "0.0.0.0" ? "127.0.0.1" : addr.hostname === "::" ? "::1" : addr.hostname;
   try {
-    const res = await fetch(`http://${displayHost(host)}:${addr.port}/healthz`, { signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`http://${urlHost(host)}:${addr.port}/healthz`, { signal: AbortSignal.timeout(3000) });
     await res.body?.cancel();
     return res.status === 200 ? 0 : 1;
   } catch {
@@ -153,7 +150,7 @@ async function serve(rt: Runtime): Promise<void> {
       maxHeaderBytes: config.maxHeaderBytes,
     });
   } catch (e) {
-    const addr = `${displayHost(config.listen.hostname)}:${config.listen.port}`;
+    const addr = `${urlHost(config.listen.hostname)}:${config.listen.port}`;
     const why = listenError(e);
     log.error("cannot listen", { addr, error: why });
     console.error(`mcp-gate: LISTEN_ADDR ${JSON.stringify(addr)}: cannot listen: ${why}`);
@@ -161,7 +158,7 @@ async function serve(rt: Runtime): Promise<void> {
   }
   disable = server.disableTimeouts;
   log.info("listening", {
-    url: `http://${displayHost(config.listen.hostname)}:${server.port}`,
+    url: `http://${urlHost(config.listen.hostname)}:${server.port}`,
     version: Version,
     runtime: `${rt.name} ${rt.version}`,
     resource: config.resourceUri,
@@ -180,10 +177,10 @@ async function serve(rt: Runtime): Promise<void> {
         idleTimeoutMs: config.idleTimeoutMs,
         maxHeaderBytes: config.maxHeaderBytes,
       });
-      log.info("metrics listening", { url: `http://${displayHost(hostname)}:${metricsServer.port}/metrics` });
+      log.info("metrics listening", { url: `http://${urlHost(hostname)}:${metricsServer.port}/metrics` });
     } catch (e) {
       log.error("metrics listener failed; serving without /metrics", {
-        addr: `${displayHost(hostname)}:${port}`,
+        addr: `${urlHost(hostname)}:${port}`,
         error: listenError(e),
         hint: "set METRICS_ADDR to a free host:port, or to empty to disable metrics",
       });

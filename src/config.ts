@@ -4,7 +4,7 @@
  * Go mcp-gate so that an existing environment works unchanged.
  */
 import { ConfigError, type ConfigProblem } from "./errors.ts";
-import { type Cidr, parseCidr } from "./net.ts";
+import { type Cidr, isLoopbackHost, parseCidr } from "./net.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -150,10 +150,6 @@ export function parseListenAddr(text: string): ListenAddress | undefined {
 function list(text: string | undefined): string[] {
   if (text === undefined) return [];
   return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
-}
-
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
 }
 
 /**

@@ -83,6 +83,17 @@ export function cidrContains(cidr: Cidr, ip: Uint8Array): boolean {
   return true;
 }
 
+/** A hostname as it appears in a URL: IPv6 addresses in brackets. */
+export function urlHost(hostname: string): string {
+  return hostname.includes(":") && !hostname.startsWith("[") ? `[${hostname}]` : hostname;
+}
+
+/** localhost, 127.0.0.0/8 or ::1, bracketed or not. */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || hostname === "[::1]" ||
+    /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
 /** True when `addr` lies in one of the CIDRs. */
 export function isTrusted(addr: string, trusted: readonly Cidr[]): boolean {
   if (trusted.length === 0) return false;

@@ -9,6 +9,7 @@ import { type ConnInfo, createGateway } from "../app.ts";
 import { loadConfig, parseListenAddr } from "../config.ts";
 import { ConfigError, formatProblem } from "../errors.ts";
 import { createLogger, type Level } from "../logging.ts";
+import { isLoopbackHost, urlHost } from "../net.ts";
 import type { RunningServer, Runtime } from "../runtime.ts";
 import { Version } from "../version.ts";
 import { createDemoIssuer } from "./issuer.ts";
@@ -23,14 +24,6 @@ const StopGraceMs = 2_000;
 
 type Handler = (req: Request, conn: ConnInfo) => Response | Promise<Response>;
 
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
-}
-
-function hostForUrl(hostname: string): string {
-  return hostname.includes(":") ? `[${hostname}]` : hostname;
-}
-
 /** Serves a handler that is only known once the port is: the issuer's URL and the resource depend on it. */
 function serveLate(rt: Runtime, hostname: string, port: number) {
   let handler: Handler = () => new Response("starting", { status: 503 });
@@ -42,7 +35,7 @@ function serveLate(rt: Runtime, hostname: string, port: number) {
   });
   return {
     server,
-    url: `http://${hostForUrl(hostname)}:${server.port}`,
+    url: `http://${urlHost(hostname)}:${server.port}`,
     set: (h: Handler) => void (handler = h),
   };
 }
@@ -105,7 +98,7 @@ export async function runDemo(rt: Runtime): Promise<void> {
 
   const listenRaw = env["LISTEN_ADDR"] || DemoListenAddr;
   const listen = parseListenAddr(listenRaw);
-  if (!listen || !isLoopback(listen.hostname)) {
+  if (!listen || !isLoopbackHost(listen.hostname)) {
     console.error(
       `mcp-gate demo: LISTEN_ADDR ${JSON.stringify(listenRaw)} is not a loopback host:port; ` +
         `the demo listens on loopback only (for example ${DemoListenAddr} or 127.0.0.1:0)`,

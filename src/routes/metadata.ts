@@ -3,6 +3,7 @@
  * the root and path-inserted well-known URLs. Public, cacheable, readable by any origin.
  */
 import type { Config } from "../config.ts";
+import { ExposeHeaders } from "../cors.ts";
 
 export function metadataDocument(config: Config): string {
   return JSON.stringify({
@@ -26,7 +27,7 @@ export function metadataResponder(config: Config): (method: string) => Response 
         "content-length": length,
         "cache-control": "public, max-age=3600",
         "access-control-allow-origin": "*",
-        "access-control-expose-headers": "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Version",
+        "access-control-expose-headers": ExposeHeaders,
       },
     });
 }

@@ -1,5 +1,14 @@
 import { assert, assertEquals } from "@std/assert";
-import { type Cidr, cidrContains, clientAddress, isTrusted, parseCidr, parseIp } from "../../src/net.ts";
+import {
+  type Cidr,
+  cidrContains,
+  clientAddress,
+  isLoopbackHost,
+  isTrusted,
+  parseCidr,
+  parseIp,
+  urlHost,
+} from "../../src/net.ts";
 
 /** 16 bytes from 8 groups of hex, for readable expectations. */
 function v6(...groups: number[]): Uint8Array {
@@ -228,4 +237,22 @@ Deno.test("clientAddress() believes forwarding headers only from trusted proxies
       assertEquals(clientAddress(input.peer, new Headers(input.headers), input.trusted ?? proxies), expected);
     });
   }
+});
+
+Deno.test("urlHost() brackets IPv6 addresses once and leaves names and IPv4 alone", () => {
+  assertEquals(["::1", "[::1]", "127.0.0.1", "mcp.example.com", "fd00::2"].map(urlHost), [
+    "[::1]",
+    "[::1]",
+    "127.0.0.1",
+    "mcp.example.com",
+    "[fd00::2]",
+  ]);
+});
+
+Deno.test("isLoopbackHost() knows localhost, 127.0.0.0/8 and ::1, bracketed or not", () => {
+  assertEquals(
+    ["localhost", "127.0.0.1", "127.9.8.7", "::1", "[::1]", "0.0.0.0", "::", "128.0.0.1", "mcp.example.com"]
+      .map(isLoopbackHost),
+    [true, true, true, true, true, false, false, false, false],
+  );
 });
