@@ -3,7 +3,8 @@
  * together in a ConfigError; nothing is read from files. Names and meanings follow the
  * Go mcp-gate so that an existing environment works unchanged.
  */
-import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { ConfigError } from "./errors.ts";
+import { EnvReader, parseDuration, splitList } from "./env_reader.ts";
 import { type Cidr, isLoopbackHost, parseCidr } from "./net.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -60,6 +61,8 @@ export interface Config {
   /** Non-fatal findings to log at start-up. */
   warnings: readonly string[];
 }
+
+export { parseDuration };
 
 export const DefaultListenAddr = "0.0.0.0:8080";
 export const DefaultAlgorithms = [
@@ -120,23 +123,6 @@ const JwsAlgorithms = new Set<string>(DefaultAlgorithms);
 const HeaderName = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 const ReservedUpstreamHeaders = new Set(["x-auth-subject", "x-auth-scopes", "x-auth-client-id"]);
 
-/** Parses a Go-style duration ("500ms", "30s", "5m", "1h", "1m30s") into milliseconds. */
-export function parseDuration(text: string): number | undefined {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
-  let total = 0;
-  let pos = 0;
-  if (text === "0") return 0;
-  while (pos < text.length) {
-    re.lastIndex = pos;
-    const m = re.exec(text);
-    if (!m) return undefined;
-    const n = Number(m[1]);
-    total += n * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[m[2] as "ms" | "s" | "m" | "h"];
-    pos = re.lastIndex;
-  }
-  return pos === 0 ? undefined : Math.round(total);
-}
-
 /** Parses "host:port", ":port" or "[v6]:port". */
 export function parseListenAddr(text: string): ListenAddress | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(text);
@@ -147,86 +133,22 @@ export function parseListenAddr(text: string): ListenAddress | undefined {
   return { hostname, port };
 }
 
-function list(text: string | undefined): string[] {
-  if (text === undefined) return [];
-  return text.split(",").map((s) => s.trim()).filter((s) => s !== "");
-}
-
 /**
  * Reads the configuration from an environment record. Throws one ConfigError listing
  * every problem found; returns a frozen Config otherwise.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
-  const problems: ConfigProblem[] = [];
-  const warnings: string[] = [];
-  const get = (name: string): string | undefined => {
-    const v = env[name];
-    return v === undefined ? undefined : v.trim();
-  };
-  const problem = (variable: string, expected: string) => problems.push({ variable, value: env[variable], expected });
-
-  const duration = (name: string, fallback: string): number => {
-    const raw = get(name) || fallback;
-    const ms = parseDuration(raw);
-    if (ms === undefined) {
-      problem(name, 'expected a duration such as "500ms", "30s", "5m" or "1h"');
-      return parseDuration(fallback)!;
-    }
-    return ms;
-  };
-  const integer = (name: string, fallback: number): number => {
-    const raw = get(name);
-    if (raw === undefined || raw === "") return fallback;
-    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-      problem(name, "expected a non-negative whole number");
-      return fallback;
-    }
-    return Number(raw);
-  };
-  const number = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = get(name);
-    if (raw === undefined || raw === "") return fallback;
-    const n = Number(raw);
-    if (!/^\d+(\.\d+)?$/.test(raw) || n < min || n > max) {
-      problem(name, `expected a number from ${min} to ${max}`);
-      return fallback;
-    }
-    return n;
-  };
-  const boolean = (name: string, fallback: boolean): boolean => {
-    const raw = get(name)?.toLowerCase();
-    if (raw === undefined || raw === "") return fallback;
-    if (raw === "true" || raw === "1") return true;
-    if (raw === "false" || raw === "0") return false;
-    problem(name, "expected true, false, 1 or 0");
-    return fallback;
-  };
-  const httpUrl = (name: string, raw: string, what: string): URL | undefined => {
-    let url: URL;
-    try {
-      url = new URL(raw);
-    } catch {
-      problem(name, `expected an absolute http(s) URL (${what})`);
-      return undefined;
-    }
-    if (url.protocol !== "https:" && url.protocol !== "http:") {
-      problem(name, `expected an absolute http(s) URL (${what})`);
-      return undefined;
-    }
-    if (url.hash !== "" || raw.includes("#")) {
-      problem(name, "expected a URL without a #fragment");
-      return undefined;
-    }
-    return url;
-  };
-  const required = (name: string): string | undefined => {
-    const raw = get(name);
-    if (raw === undefined || raw === "") {
-      problems.push({ variable: name, value: undefined, expected: "it is required" });
-      return undefined;
-    }
-    return raw;
-  };
+  const r = new EnvReader(env);
+  const { problems, warnings } = r;
+  const get = (name: string) => r.get(name);
+  const problem = (variable: string, expected: string) => r.problem(variable, expected);
+  const duration = (name: string, fallback: string) => r.duration(name, fallback);
+  const integer = (name: string, fallback: number) => r.integer(name, fallback);
+  const number = (name: string, fallback: number, min: number, max: number) => r.number(name, fallback, min, max);
+  const boolean = (name: string, fallback: boolean) => r.boolean(name, fallback);
+  const httpUrl = (name: string, raw: string, what: string) => r.httpUrl(name, raw, what);
+  const required = (name: string) => r.required(name);
+  const list = (text: string | undefined) => splitList(text);
 
   // Listener
   const listenRaw = get("LISTEN_ADDR") || DefaultListenAddr;

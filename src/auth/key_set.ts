@@ -50,9 +50,51 @@ export class KeySet {
   /** Advertised by discovery; used for the S256 warning and `check`. */
   metadata: Record<string, unknown> | undefined;
 
+  #closed = false;
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+
   constructor(opts: KeySetOptions) {
     this.issuer = opts.issuer;
     this.#opts = opts;
+  }
+
+  /**
+   * Loads the keys, retrying with backoff until it works or `close()` is called. Resolves
+   * once loaded (or closed).
+   */
+  async start(): Promise<void> {
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        await this.load();
+        const methods = this.metadata?.code_challenge_methods_supported;
+        if (this.metadata && (!Array.isArray(methods) || !methods.includes("S256"))) {
+          this.#opts.log.warn("authorization server does not list S256 in code_challenge_methods_supported", {
+            issuer: this.issuer,
+            hint: "MCP clients require PKCE with S256 and may refuse this server",
+          });
+        }
+        return;
+      } catch {
+        await this.#sleep(Math.min(30_000, 500 * 2 ** attempt));
+      }
+    }
+  }
+
+  /** Stops retries and background work. */
+  close(): void {
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.#timers.delete(t);
+        resolve();
+      }, ms);
+      this.#timers.add(t);
+    });
   }
 
   get ready(): boolean {

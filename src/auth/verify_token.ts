@@ -21,6 +21,7 @@ import {
 } from "jose";
 import type { Config } from "../config.ts";
 import { AuthError, type AuthReason } from "../errors.ts";
+import type { Identity, Verifier } from "./identity.ts";
 import type { KeySet } from "./key_set.ts";
 import { tokenScopes } from "./scope.ts";
 import { type TokenCache, tokenDigest } from "./token_cache.ts";
@@ -28,12 +29,10 @@ import { type TokenCache, tokenDigest } from "./token_cache.ts";
 /** Larger tokens are refused before parsing (real access tokens stay under a few KiB). */
 export const MaxTokenLength = 16_384;
 
-export interface VerifiedToken {
+/** A verified JWT: its Identity, with `sub` always present (RFC 9068). */
+export interface VerifiedToken extends Identity {
   sub: string;
   scopes: string[];
-  clientId: string | undefined;
-  /** Expiry, seconds since the epoch. */
-  exp: number;
   payload: JWTPayload;
 }
 
@@ -96,7 +95,7 @@ export interface TokenVerifierOptions {
   cache?: TokenCache | undefined;
 }
 
-export class TokenVerifier {
+export class TokenVerifier implements Verifier {
   #opts: TokenVerifierOptions;
   #algorithms: Set<string>;
   #issuers: Set<string>;
@@ -237,9 +236,11 @@ export class TokenVerifier {
     const clientId = payload["client_id"] ?? payload.azp ?? payload["cid"] ?? payload["appid"];
     return {
       sub: payload.sub,
+      subject: payload.sub,
       scopes: tokenScopes(payload),
       clientId: typeof clientId === "string" ? clientId : undefined,
       exp: payload.exp!,
+      claims: payload,
       payload,
     };
   }

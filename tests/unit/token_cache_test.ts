@@ -19,7 +19,8 @@ function cache(clock: { now: number }, over: Partial<ConstructorParameters<typeo
 }
 
 function verified(sub: string, expSeconds: number): VerifiedToken {
-  return { sub, scopes: [], clientId: undefined, exp: expSeconds, payload: { sub, exp: expSeconds } };
+  const payload = { sub, exp: expSeconds };
+  return { sub, subject: sub, scopes: [], clientId: undefined, exp: expSeconds, claims: payload, payload };
 }
 
 const badSignature = new AuthError("bad_signature", 401, "invalid_token", "The access token signature is invalid");
