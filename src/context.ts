@@ -33,7 +33,7 @@ export interface RequestState {
    * The request body, when a middleware had to read it whole (SCOPE_RULES): forwarded byte
    * for byte instead of the (consumed) request stream.
    */
-  body: Uint8Array | undefined;
+  body: Uint8Array<ArrayBuffer> | undefined;
   /** Scopes the MCP call(s) in the body need beyond REQUIRED_SCOPES (SCOPE_RULES); undefined: none. */
   ruleScopes: readonly string[] | undefined;
   /** For the access log: the JSON-RPC method(s) and tool/prompt name or resource URI. */

@@ -29,6 +29,8 @@ export interface ForwardOptions {
   primeEventStream?: boolean;
   /** Called once when the exchange is over: response body ended, cancelled or failed. */
   onEnd?: (() => void) | undefined;
+  /** The request body, already read whole by the gateway (SCOPE_RULES): sent instead of req.body. */
+  body?: Uint8Array<ArrayBuffer> | undefined;
 }
 
 const SsePrime = new TextEncoder().encode(":\n\n");
@@ -82,7 +84,7 @@ export async function forward(
   // than a JS stream in between; a slow sender is then bounded by UPSTREAM_TIMEOUT, as the
   // upstream answers after reading it. A chunked body goes through the guard, which counts
   // its bytes and enforces READ_TIMEOUT.
-  const hasBody = req.body !== null && req.method !== "GET" && req.method !== "HEAD";
+  const hasBody = req.body !== null && req.method !== "GET" && req.method !== "HEAD" && opts.body === undefined;
   const guard = hasBody && !req.headers.has("content-length")
     ? guardBody(req.body!, opts.maxRequestBody, opts.readTimeoutMs)
     : undefined;
@@ -96,7 +98,7 @@ export async function forward(
     res = await opts.fetch(target, {
       method: req.method,
       headers,
-      body: guard ? guard.stream : hasBody ? req.body : null,
+      body: opts.body ?? (guard ? guard.stream : hasBody ? req.body : null),
       redirect: "manual",
       signal: abort.signal,
       // @ts-ignore: `duplex` is required for streamed request bodies, missing from older lib types

@@ -566,6 +566,8 @@ Deno.test("createGateway() forwards a verified request with clean headers", asyn
     "client_ip",
     "duration_ms",
     "level",
+    "mcp_method",
+    "mcp_name",
     "method",
     "msg",
     "path",
@@ -579,6 +581,8 @@ Deno.test("createGateway() forwards a verified request with clean headers", asyn
     [log.level, log.method, log.path, log.status, log.client_ip, log.user_agent, log.request_id, log.sub],
     ["info", "POST", "/mcp", 200, PEER, "test-client/1.0", "req-42", "user-123"],
   );
+  // Without SCOPE_RULES the MCP fields come from the client's request-metadata headers.
+  assertEquals([log.mcp_method, log.mcp_name], ["tools/call", "get_weather"]);
   assertEquals(typeof log.duration_ms, "number");
   assertEquals(h.lines.some((l) => l.includes(token.split(".")[2]!)), false, "token not logged");
   h.gw.close();
