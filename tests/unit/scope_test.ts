@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { missingScopes, tokenScopes } from "../../src/auth/scope.ts";
+import { impliedByLookup, missingScopes, tokenScopes, unionInOrder } from "../../src/auth/scope.ts";
 
 Deno.test("tokenScopes() reads scope (string) or scp (array or string)", async (t) => {
   const cases: { description: string; input: Record<string, unknown>; expected: string[] }[] = [
@@ -36,5 +36,76 @@ Deno.test("missingScopes() lists the required scopes a token lacks", async (t) =
   ];
   for (const { description, input: [have, required], expected } of cases) {
     await t.step(description, () => assertEquals(missingScopes(have, required), expected));
+  }
+});
+
+Deno.test("impliedByLookup() is the transitive closure of SCOPE_IMPLIES, inverted", async (t) => {
+  const sorted = (m: ReadonlyMap<string, readonly string[]>) =>
+    Object.fromEntries([...m].map(([k, v]) => [k, [...v].sort()]).sort(([a], [b]) => (a! < b! ? -1 : 1)));
+  const cases: { description: string; input: Record<string, string[]>; expected: Record<string, string[]> }[] = [
+    { description: "nothing", input: {}, expected: {} },
+    { description: "one step", input: { admin: ["read"] }, expected: { read: ["admin"] } },
+    {
+      description: "a chain",
+      input: { admin: ["write"], write: ["read"] },
+      expected: { read: ["admin", "write"], write: ["admin"] },
+    },
+    {
+      description: "a diamond",
+      input: { root: ["a", "b"], a: ["leaf"], b: ["leaf"] },
+      expected: { a: ["root"], b: ["root"], leaf: ["a", "b", "root"] },
+    },
+    {
+      description: "a cycle: each implies the others",
+      input: { a: ["b"], b: ["c"], c: ["a"] },
+      expected: { a: ["b", "c"], b: ["a", "c"], c: ["a", "b"] },
+    },
+    { description: "a scope implying itself", input: { a: ["a"] }, expected: {} },
+    { description: "an empty list", input: { a: [] }, expected: {} },
+    {
+      description: "a long chain",
+      input: { s0: ["s1"], s1: ["s2"], s2: ["s3"], s3: ["s4"] },
+      expected: { s1: ["s0"], s2: ["s0", "s1"], s3: ["s0", "s1", "s2"], s4: ["s0", "s1", "s2", "s3"] },
+    },
+  ];
+  for (const { description, input, expected } of cases) {
+    await t.step(description, () => assertEquals(sorted(impliedByLookup(input)), expected));
+  }
+});
+
+Deno.test("missingScopes() counts a scope as held when a held scope implies it", async (t) => {
+  const implies = impliedByLookup({
+    "mcp:admin": ["mcp:write"],
+    "mcp:write": ["mcp:read"],
+    "x:a": ["x:b"],
+    "x:b": ["x:a"],
+  });
+  const cases: { description: string; input: [string[], string[]]; expected: string[] }[] = [
+    { description: "admin holds read through write", input: [["mcp:admin"], ["mcp:read"]], expected: [] },
+    { description: "write holds read", input: [["mcp:write"], ["mcp:read", "mcp:write"]], expected: [] },
+    {
+      description: "read does not hold write",
+      input: [["mcp:read"], ["mcp:read", "mcp:write"]],
+      expected: ["mcp:write"],
+    },
+    { description: "nothing implies admin", input: [["mcp:write"], ["mcp:admin"]], expected: ["mcp:admin"] },
+    { description: "a cycle holds both ways", input: [["x:b"], ["x:a", "x:b"]], expected: [] },
+    { description: "unrelated scopes", input: [["other"], ["mcp:read"]], expected: ["mcp:read"] },
+    { description: "no implication is not prefix matching", input: [["mcp"], ["mcp:read"]], expected: ["mcp:read"] },
+  ];
+  for (const { description, input: [have, needed], expected } of cases) {
+    await t.step(description, () => assertEquals(missingScopes(have, needed, implies), expected));
+  }
+});
+
+Deno.test("unionInOrder() keeps the first list's order, then new scopes from the second", async (t) => {
+  const cases: { description: string; input: [string[], string[]]; expected: string[] }[] = [
+    { description: "nothing to add", input: [["a"], []], expected: ["a"] },
+    { description: "required first", input: [["a", "b"], ["c", "a"]], expected: ["a", "b", "c"] },
+    { description: "batch union, no duplicates", input: [[], ["x", "y", "x", "z", "y"]], expected: ["x", "y", "z"] },
+    { description: "duplicates in the first list", input: [["a", "a"], ["b"]], expected: ["a", "b"] },
+  ];
+  for (const { description, input: [a, b], expected } of cases) {
+    await t.step(description, () => assertEquals(unionInOrder(a, b), expected));
   }
 });
