@@ -6,6 +6,7 @@
 import { ConfigError } from "./errors.ts";
 import { EnvReader, parseDuration, splitList } from "./env_reader.ts";
 import { type Cidr, isLoopbackHost, parseCidr } from "./net.ts";
+import { type IntrospectionSettings, IntrospectionVariables, readIntrospection } from "./auth/introspection_config.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -31,6 +32,10 @@ export interface Config {
   requiredScopes: readonly string[];
   scopesSupported: readonly string[];
   resourceName: string;
+  /** RESOURCE_DOCUMENTATION: `resource_documentation` in the metadata; undefined: omitted. */
+  resourceDocumentation: string | undefined;
+  /** AUTH_REALM: the `realm` of every challenge (default: RESOURCE_URI's host); "": omitted. */
+  authRealm: string;
   allowedAlgorithms: readonly string[];
   clockSkewSeconds: number;
   jwksRefreshIntervalMs: number;
@@ -57,6 +62,8 @@ export interface Config {
   forwardToken: boolean;
   /** Verified-token cache entries; 0 disables the cache. */
   tokenCacheSize: number;
+  /** RFC 7662 introspection of opaque tokens (INTROSPECTION_CLIENT_ID); undefined: off. */
+  introspection: IntrospectionSettings | undefined;
   otel: { endpoint: string | undefined; serviceName: string; sampleRate: number };
   /** Non-fatal findings to log at start-up. */
   warnings: readonly string[];
@@ -91,6 +98,8 @@ export const Variables: readonly { name: string; default: string; meaning: strin
   { name: "REQUIRED_SCOPES", default: "", meaning: "scopes every request needs (comma list)" },
   { name: "SCOPES_SUPPORTED", default: "(REQUIRED_SCOPES)", meaning: "scopes advertised in metadata and 401" },
   { name: "RESOURCE_NAME", default: "mcp-gate", meaning: "resource_name in metadata" },
+  { name: "RESOURCE_DOCUMENTATION", default: "", meaning: "resource_documentation URL in metadata" },
+  { name: "AUTH_REALM", default: "(RESOURCE_URI host)", meaning: "realm of WWW-Authenticate; empty omits it" },
   { name: "ALLOWED_ALGORITHMS", default: DefaultAlgorithms.join(","), meaning: "JWS algorithms accepted" },
   { name: "CLOCK_SKEW", default: "30s", meaning: "leeway for exp/nbf/iat" },
   { name: "JWKS_REFRESH_INTERVAL", default: "1h", meaning: "max age of cached keys" },
@@ -114,6 +123,7 @@ export const Variables: readonly { name: string; default: string; meaning: strin
   { name: "CLAIM_HEADERS", default: "", meaning: "extra claim=Header mappings (comma list)" },
   { name: "FORWARD_ACCESS_TOKEN", default: "false", meaning: "pass the client's token upstream (unsafe)" },
   { name: "TOKEN_CACHE_SIZE", default: "10000", meaning: "verified tokens remembered until exp; 0 disables" },
+  ...IntrospectionVariables,
   { name: "OTEL_EXPORTER_OTLP_ENDPOINT", default: "", meaning: "OTLP/HTTP endpoint for traces" },
   { name: "OTEL_SERVICE_NAME", default: "mcp-gate", meaning: "service.name of traces" },
   { name: "OTEL_TRACE_SAMPLE_RATE", default: "1.0", meaning: "fraction of traces sampled" },
@@ -328,6 +338,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   }
 
   const tokenCacheSize = integer("TOKEN_CACHE_SIZE", 10_000);
+  const introspection = readIntrospection(r);
   const otelEndpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT") || undefined;
   if (otelEndpoint) httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT", otelEndpoint, "the OTLP/HTTP endpoint");
   const otel = {
@@ -335,6 +346,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     serviceName: get("OTEL_SERVICE_NAME") || "mcp-gate",
     sampleRate: number("OTEL_TRACE_SAMPLE_RATE", 1, 0, 1),
   };
+
+  const docRaw = get("RESOURCE_DOCUMENTATION") || undefined;
+  const resourceDocumentation = docRaw && httpUrl("RESOURCE_DOCUMENTATION", docRaw, "a page about this resource")
+    ? docRaw
+    : undefined;
+  // As the Go gateway: unset means RESOURCE_URI's host; set but empty means no realm.
+  const realmRaw = r.raw("AUTH_REALM");
+  const authRealm = realmRaw === undefined ? resourceUrl?.host ?? "" : realmRaw.trim();
+  if (/["\\\x00-\x1f\x7f]/.test(authRealm)) problem("AUTH_REALM", "expected text without quotes, backslashes or control characters");
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -351,6 +371,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     requiredScopes: Object.freeze(requiredScopes),
     scopesSupported: Object.freeze(scopesSupported),
     resourceName: get("RESOURCE_NAME") || "mcp-gate",
+    resourceDocumentation,
+    authRealm,
     allowedAlgorithms: Object.freeze(allowedAlgorithms),
     clockSkewSeconds,
     jwksRefreshIntervalMs,
@@ -374,6 +396,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     claimHeaders: Object.freeze(claimHeaders),
     forwardToken,
     tokenCacheSize,
+    introspection: introspection && Object.freeze(introspection),
     otel,
     warnings: Object.freeze(warnings),
   });

@@ -58,7 +58,11 @@ export type AuthReason =
   | "bad_signature"
   | "insufficient_scope"
   | "origin_not_allowed"
-  | "no_keys";
+  | "no_keys"
+  // Opaque tokens (RFC 7662 introspection)
+  | "inactive"
+  | "wrong_token_type"
+  | "introspection_unavailable";
 
 /** OAuth error codes of RFC 6750 §3.1 (empty: a bare challenge, no `error=`). */
 export type BearerErrorCode = "" | "invalid_request" | "invalid_token" | "insufficient_scope";

@@ -238,6 +238,7 @@ export class Registry {
 
 export type AuthOutcome = "valid" | "invalid" | "missing" | "forbidden" | "error";
 export type ConcurrencyLimit = "per_client" | "total";
+export type RateLimitScope = "ip" | "user";
 
 /**
  * The outcome label for a failed check, from an AuthError's code and status: no token →
@@ -313,9 +314,24 @@ export class GatewayMetrics {
     "mcpgate_jwks_last_key_change_timestamp_seconds",
     "Unix time the set of signing keys last changed",
   );
+  readonly #introspections = this.registry.counter(
+    "mcpgate_introspection_requests_total",
+    "RFC 7662 introspection requests, by outcome (active, inactive, unreachable, timeout, credentials, status, " +
+      "bad_answer)",
+    ["outcome"],
+  );
+  readonly #introspectionDuration = this.registry.histogram(
+    "mcpgate_introspection_duration_seconds",
+    "Time of one introspection request, answer included",
+  );
   readonly #rateLimited = this.registry.counter(
     "mcpgate_rate_limited_total",
-    "Requests refused by the per-client rate limit (429)",
+    "Requests refused by a rate limit (429), by scope (ip: RATE_LIMIT_*, user: USER_RATE_LIMIT_*)",
+    ["scope"],
+  );
+  readonly #storeErrors = this.registry.counter(
+    "mcpgate_rate_limit_store_errors_total",
+    "Rate-limit decisions the shared store (Redis) failed or did not answer within REDIS_TIMEOUT",
   );
   readonly #concurrentLimited = this.registry.counter(
     "mcpgate_concurrent_limited_total",
@@ -342,10 +358,14 @@ export class GatewayMetrics {
   readonly #fetchOk = this.#jwksFetches.labels("ok");
   readonly #fetchError = this.#jwksFetches.labels("error");
   readonly #jwksErrorCount = this.#jwksErrors.labels();
-  readonly #rateLimitedCount = this.#rateLimited.labels();
+  readonly #rateLimitedIp = this.#rateLimited.labels("ip");
+  readonly #rateLimitedUser = this.#rateLimited.labels("user");
+  readonly #storeErrorCount = this.#storeErrors.labels();
   readonly #perClientLimited = this.#concurrentLimited.labels("per_client");
   readonly #totalLimited = this.#concurrentLimited.labels("total");
   readonly #keysByIssuer = new Map<string, { keys: number; version: number | undefined }>();
+  readonly #introspectionSeries = new Map<string, CounterChild>();
+  #introspectionTime: HistogramChild | undefined;
 
   /** Sets mcpgate_info{version, runtime} 1. */
   info(version: string, runtime: string): void {
@@ -422,8 +442,24 @@ export class GatewayMetrics {
     this.#jwksChanged.labels().set(Math.floor(nowMs / 1000));
   }
 
-  rateLimited(): void {
-    this.#rateLimitedCount.inc();
+  /** One introspection request: its outcome (a small fixed set) and how long it took. */
+  introspection(outcome: string, seconds: number): void {
+    let child = this.#introspectionSeries.get(outcome);
+    if (child === undefined) {
+      child = this.#introspections.labels(outcome);
+      this.#introspectionSeries.set(outcome, child);
+    }
+    child.inc();
+    (this.#introspectionTime ??= this.#introspectionDuration.labels()).observe(seconds);
+  }
+
+  rateLimited(scope: RateLimitScope = "ip"): void {
+    (scope === "user" ? this.#rateLimitedUser : this.#rateLimitedIp).inc();
+  }
+
+  /** A limit decision the shared store failed (error or REDIS_TIMEOUT). */
+  rateLimitStoreError(): void {
+    this.#storeErrorCount.inc();
   }
 
   concurrentLimited(limit: ConcurrencyLimit = "per_client"): void {

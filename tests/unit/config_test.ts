@@ -54,6 +54,7 @@ Deno.test("loadConfig() fills every field with its default", () => {
     claimHeaders: [],
     forwardToken: false,
     tokenCacheSize: 10_000,
+    introspection: undefined,
     otel: { endpoint: undefined, serviceName: "mcp-gate", sampleRate: 1 },
     warnings: [],
   };
