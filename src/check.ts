@@ -500,7 +500,12 @@ function showClientView(config: Config, r: Report): void {
   r.text("HTTP/1.1 401 Unauthorized");
   r.text(
     `WWW-Authenticate: ${
-      buildChallenge({ resourceMetadataUrl: config.resourceMetadataUrl, scopes: config.scopesSupported, error: "" })
+      buildChallenge({
+        realm: config.authRealm,
+        resourceMetadataUrl: config.resourceMetadataUrl,
+        scopes: config.scopesSupported,
+        error: "",
+      })
     }`,
   );
 }

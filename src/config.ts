@@ -354,7 +354,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   // As the Go gateway: unset means RESOURCE_URI's host; set but empty means no realm.
   const realmRaw = r.raw("AUTH_REALM");
   const authRealm = realmRaw === undefined ? resourceUrl?.host ?? "" : realmRaw.trim();
-  if (/["\\\x00-\x1f\x7f]/.test(authRealm)) problem("AUTH_REALM", "expected text without quotes, backslashes or control characters");
+  if (!/^[\x20\x21\x23-\x5B\x5D-\x7E]*$/.test(authRealm)) {
+    problem("AUTH_REALM", "expected printable ASCII without quotes or backslashes");
+  }
 
   if (problems.length > 0) throw new ConfigError(problems);
 

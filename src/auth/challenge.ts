@@ -14,15 +14,18 @@ function quote(value: string): string {
 }
 
 export interface ChallengeInput {
+  /** AUTH_REALM; empty or absent: no realm parameter. */
+  realm?: string;
   resourceMetadataUrl: string;
   scopes: readonly string[];
   error: BearerErrorCode;
   description?: string;
 }
 
-/** Builds one Bearer challenge: resource_metadata, scope, then error and error_description. */
+/** Builds one Bearer challenge: realm, resource_metadata, scope, then error and error_description. */
 export function buildChallenge(input: ChallengeInput): string {
-  const params = [`resource_metadata=${quote(input.resourceMetadataUrl)}`];
+  const params = input.realm ? [`realm=${quote(input.realm)}`] : [];
+  params.push(`resource_metadata=${quote(input.resourceMetadataUrl)}`);
   if (input.scopes.length > 0) params.push(`scope=${quote(input.scopes.join(" "))}`);
   if (input.error !== "") {
     params.push(`error=${quote(input.error)}`);

@@ -19,6 +19,7 @@ export function authErrorResponse(config: Config, e: AuthError): Response {
   }
   const scopes = e.code === "insufficient_scope" ? config.requiredScopes : config.scopesSupported;
   const challenge = buildChallenge({
+    realm: config.authRealm,
     resourceMetadataUrl: config.resourceMetadataUrl,
     scopes,
     error: e.bearerError,

@@ -12,6 +12,7 @@ export function metadataDocument(config: Config): string {
     scopes_supported: config.scopesSupported,
     bearer_methods_supported: ["header"],
     resource_name: config.resourceName,
+    ...(config.resourceDocumentation ? { resource_documentation: config.resourceDocumentation } : {}),
   });
 }
 

@@ -6,7 +6,7 @@ import { gatewayEnv, gatewayTargets, RESOURCE_METADATA_URL, RESOURCE_URI, startG
 import { assertAuthError, assertSecurityHeaders, assertUpstreamSawNothing, send } from "../_helpers/expect.ts";
 import { rawRequest, uniqueUserAgent } from "../_helpers/http.ts";
 
-const PLAIN_CHALLENGE = `Bearer resource_metadata="${RESOURCE_METADATA_URL}", scope="mcp:read mcp:write"`;
+const PLAIN_CHALLENGE = `Bearer realm="mcp.example.test", resource_metadata="${RESOURCE_METADATA_URL}", scope="mcp:read mcp:write"`;
 const METADATA_PATHS = ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"];
 
 for (const target of gatewayTargets()) {
@@ -139,7 +139,7 @@ for (const target of gatewayTargets()) {
     assertEquals(res.status, 401);
     assertEquals(
       res.headers.get("www-authenticate"),
-      'Bearer resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource", scope="mcp:read"',
+      'Bearer realm="mcp.example.test", resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource", scope="mcp:read"',
     );
     const meta = await send(`${gw.url}/.well-known/oauth-protected-resource`);
     assertEquals(meta.status, 200);

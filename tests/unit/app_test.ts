@@ -8,7 +8,8 @@ const attacker = await makeKey("RS256", "attacker");
 
 const ORIGIN = "https://mcp.example.com";
 const PRM_URL = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
-const BARE_CHALLENGE = `Bearer resource_metadata="${PRM_URL}", scope="mcp:read mcp:write mcp:admin"`;
+const BARE_CHALLENGE =
+  `Bearer realm="mcp.example.com", resource_metadata="${PRM_URL}", scope="mcp:read mcp:write mcp:admin"`;
 const METADATA = JSON.stringify({
   resource: "https://mcp.example.com/mcp",
   authorization_servers: [ISSUER],
@@ -272,7 +273,7 @@ Deno.test("createGateway() answers bad tokens with 401 invalid_token", async (t)
       assertEquals(r.status, 401);
       assertEquals(
         r.headers.get("www-authenticate"),
-        `Bearer resource_metadata="${PRM_URL}", scope="mcp:read mcp:write mcp:admin", error="invalid_token", ` +
+        `Bearer realm="mcp.example.com", resource_metadata="${PRM_URL}", scope="mcp:read mcp:write mcp:admin", error="invalid_token", ` +
           `error_description="${expected.description}"`,
       );
       assertEquals(r.text, JSON.stringify({ error: "invalid_token", error_description: expected.description }));
@@ -289,7 +290,7 @@ Deno.test("createGateway() answers a token lacking REQUIRED_SCOPES with 403 insu
   assertEquals(r.status, 403);
   assertEquals(
     r.headers.get("www-authenticate"),
-    `Bearer resource_metadata="${PRM_URL}", scope="mcp:read mcp:write", error="insufficient_scope", ` +
+    `Bearer realm="mcp.example.com", resource_metadata="${PRM_URL}", scope="mcp:read mcp:write", error="insufficient_scope", ` +
       `error_description="The token lacks the required scope mcp:write"`,
   );
   assertEquals(
@@ -309,7 +310,10 @@ Deno.test("createGateway() refuses a token in the query string and double creden
   await t.step("access_token in the query", async () => {
     const r = await h.send(`/mcp?access_token=${token}`, { method: "GET" });
     assertEquals(r.status, 400);
-    assertStringIncludes(r.headers.get("www-authenticate")!, `Bearer resource_metadata="${PRM_URL}"`);
+    assertStringIncludes(
+      r.headers.get("www-authenticate")!,
+      `Bearer realm="mcp.example.com", resource_metadata="${PRM_URL}"`,
+    );
     assertStringIncludes(r.headers.get("www-authenticate")!, 'error="invalid_request"');
     assertJsonError(r, "invalid_request");
     assertEquals(r.text.includes(token), false);
@@ -1026,4 +1030,38 @@ Deno.test("createGateway() warns at start-up when the authorization server lacks
   const warn = lines.map((l) => JSON.parse(l)).find((l) => l.level === "warn" && String(l.msg).includes("S256"));
   assert(warn, "S256 warning");
   gw.close();
+});
+
+Deno.test("createGateway() puts AUTH_REALM in every challenge and RESOURCE_DOCUMENTATION in the metadata", async (t) => {
+  await t.step("AUTH_REALM set: realm first in the 401 and the 403", async () => {
+    const h = await harness({ AUTH_REALM: "corp tools" });
+    const bare = await h.send("/mcp", { method: "POST", body: "{}" });
+    assertEquals(
+      bare.headers.get("www-authenticate"),
+      `Bearer realm="corp tools", resource_metadata="${PRM_URL}", scope="mcp:read mcp:write mcp:admin"`,
+    );
+    const r = await h.send("/mcp", { method: "POST", body: "{}", token: await h.token({ scope: "mcp:read" }) });
+    assertEquals(r.status, 403);
+    assertStringIncludes(r.headers.get("www-authenticate")!, 'Bearer realm="corp tools", resource_metadata=');
+    h.gw.close();
+  });
+  await t.step("AUTH_REALM empty: no realm parameter", async () => {
+    const h = await harness({ AUTH_REALM: "" });
+    const bare = await h.send("/mcp", { method: "POST", body: "{}" });
+    assertEquals(
+      bare.headers.get("www-authenticate"),
+      `Bearer resource_metadata="${PRM_URL}", scope="mcp:read mcp:write mcp:admin"`,
+    );
+    h.gw.close();
+  });
+  await t.step("RESOURCE_DOCUMENTATION appears in the metadata document only when set", async () => {
+    const withDoc = await harness({ RESOURCE_DOCUMENTATION: "https://docs.example.com/mcp" });
+    const doc = JSON.parse((await withDoc.send("/.well-known/oauth-protected-resource/mcp", {})).text);
+    assertEquals(doc.resource_documentation, "https://docs.example.com/mcp");
+    withDoc.gw.close();
+    const without = await harness();
+    const plain = JSON.parse((await without.send("/.well-known/oauth-protected-resource/mcp", {})).text);
+    assertEquals("resource_documentation" in plain, false);
+    without.gw.close();
+  });
 });

@@ -125,7 +125,7 @@ Deno.test("runCheck() passes a correct set-up and prints what a client sees", as
       "GET https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
       `"resource": "${RESOURCE}"`,
       "HTTP/1.1 401 Unauthorized",
-      'WWW-Authenticate: Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp"',
+      'WWW-Authenticate: Bearer realm="mcp.example.com", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp"',
       "All checks passed.",
     ]
   ) {

@@ -31,6 +31,8 @@ Deno.test("loadConfig() fills every field with its default", () => {
     requiredScopes: [],
     scopesSupported: [],
     resourceName: "mcp-gate",
+    resourceDocumentation: undefined,
+    authRealm: "mcp.example.com",
     allowedAlgorithms: ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"],
     clockSkewSeconds: 30,
     jwksRefreshIntervalMs: 3_600_000,
@@ -416,6 +418,12 @@ Deno.test("loadConfig() reports one problem per bad variable", async (t) => {
       expected: "AUTHORIZATION_SERVER",
     },
     { description: "JWKS_URI not a URL", input: { JWKS_URI: "keys" }, expected: "JWKS_URI" },
+    {
+      description: "RESOURCE_DOCUMENTATION not a URL",
+      input: { RESOURCE_DOCUMENTATION: "docs page" },
+      expected: "RESOURCE_DOCUMENTATION",
+    },
+    { description: "AUTH_REALM with a quote", input: { AUTH_REALM: 'my"realm' }, expected: "AUTH_REALM" },
     { description: "CLOCK_SKEW unitless", input: { CLOCK_SKEW: "30" }, expected: "CLOCK_SKEW" },
     { description: "CLOCK_SKEW too large", input: { CLOCK_SKEW: "11m" }, expected: "CLOCK_SKEW" },
     {
@@ -558,6 +566,30 @@ Deno.test("loadConfig() warns about risky but valid settings", async (t) => {
       const { warnings } = loadConfig(env(input));
       assertEquals(warnings.length, expected.length, JSON.stringify(warnings));
       expected.forEach((prefix, i) => assert(warnings[i]!.startsWith(prefix), warnings[i]));
+    });
+  }
+});
+
+Deno.test("loadConfig() reads AUTH_REALM and RESOURCE_DOCUMENTATION as the Go gateway does", async (t) => {
+  const cases: { description: string; input: Record<string, string>; expected: [string, string | undefined] }[] = [
+    { description: "unset: RESOURCE_URI's host", input: {}, expected: ["mcp.example.com", undefined] },
+    {
+      description: "RESOURCE_URI with a port keeps it",
+      input: { RESOURCE_URI: "https://mcp.example.com:8443/mcp" },
+      expected: ["mcp.example.com:8443", undefined],
+    },
+    { description: "empty: no realm", input: { AUTH_REALM: "" }, expected: ["", undefined] },
+    { description: "set", input: { AUTH_REALM: "corp tools" }, expected: ["corp tools", undefined] },
+    {
+      description: "documentation URL",
+      input: { RESOURCE_DOCUMENTATION: "https://docs.example.com/mcp" },
+      expected: ["mcp.example.com", "https://docs.example.com/mcp"],
+    },
+  ];
+  for (const { description, input, expected } of cases) {
+    await t.step(description, () => {
+      const cfg = loadConfig(env(input));
+      assertEquals([cfg.authRealm, cfg.resourceDocumentation], expected);
     });
   }
 });
