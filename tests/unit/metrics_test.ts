@@ -115,6 +115,7 @@ Deno.test("GatewayMetrics uses the Go mcp-gate metric names", () => {
       "mcpgate_jwks_refresh_errors_total",
       "mcpgate_jwks_last_key_change_timestamp_seconds",
       "mcpgate_rate_limited_total",
+      "mcpgate_rate_limit_store_errors_total",
       "mcpgate_concurrent_limited_total",
       "mcpgate_active_connections",
       "mcpgate_active_requests",
@@ -200,7 +201,9 @@ Deno.test("GatewayMetrics counts limits and in-flight gauges, and sets mcpgate_i
   const m = new GatewayMetrics();
   m.info("0.1.0", "deno 2.9.6");
   m.rateLimited();
-  m.rateLimited();
+  m.rateLimited("ip");
+  m.rateLimited("user");
+  m.rateLimitStoreError();
   m.concurrentLimited("per_client");
   m.concurrentLimited("total");
   m.concurrentLimited("total");
@@ -210,7 +213,9 @@ Deno.test("GatewayMetrics counts limits and in-flight gauges, and sets mcpgate_i
   m.connectionOpened();
   const s = samples(m.render());
   assertEquals(s.get('mcpgate_info{version="0.1.0",runtime="deno 2.9.6"}'), "1");
-  assertEquals(s.get("mcpgate_rate_limited_total"), "2");
+  assertEquals(s.get('mcpgate_rate_limited_total{scope="ip"}'), "2");
+  assertEquals(s.get('mcpgate_rate_limited_total{scope="user"}'), "1");
+  assertEquals(s.get("mcpgate_rate_limit_store_errors_total"), "1");
   assertEquals(s.get('mcpgate_concurrent_limited_total{limit="per_client"}'), "1");
   assertEquals(s.get('mcpgate_concurrent_limited_total{limit="total"}'), "2");
   assertEquals(s.get("mcpgate_active_requests"), "1");
@@ -250,7 +255,7 @@ Deno.test("metricsHandler() serves GET /metrics in format 0.0.4 and 404 elsewher
   assertEquals(ok.status, 200);
   assertEquals(ok.headers.get("content-type"), ContentType);
   assertEquals(ContentType, "text/plain; version=0.0.4; charset=utf-8");
-  assertStringIncludes(await ok.text(), "mcpgate_rate_limited_total 1\n");
+  assertStringIncludes(await ok.text(), 'mcpgate_rate_limited_total{scope="ip"} 1\n');
   const head = handler(new Request("http://127.0.0.1:9090/metrics", { method: "HEAD" }));
   assertEquals(head.status, 200);
   assertEquals(await head.text(), "");

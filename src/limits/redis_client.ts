@@ -1,0 +1,107 @@
+/**
+ * The connection to Redis, through ioredis: loaded with import() only when REDIS_ADDR or
+ * REDIS_URL is set, so that the core never loads node:net. It connects in the
+ * background and reconnects by itself with backoff; a decision never waits for it
+ * (commands are not queued while disconnected: they fail at once and the caller falls
+ * back). The password is never logged: messages name Redis by its masked address.
+ */
+import { Redis, type RedisOptions } from "ioredis";
+import type { Logger } from "../logging.ts";
+import type { RedisSettings } from "./config.ts";
+import { BucketScript } from "./script.ts";
+import { type BucketBackend, scrub } from "./shared_bucket.ts";
+
+export interface RedisConnection extends BucketBackend {
+  close(): void;
+}
+
+/** Reconnect delays: 100 ms doubling to 2 s, with ±20 % jitter. */
+export function reconnectDelay(attempt: number): number {
+  const base = Math.min(100 * 2 ** Math.max(0, Math.min(attempt - 1, 5)), 2000);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+type Options = Omit<RedisOptions, "replyMapping">;
+
+function options(s: RedisSettings, extra: Options): Options {
+  return {
+    host: s.host,
+    port: s.port,
+    db: s.db,
+    ...(s.username !== undefined ? { username: s.username } : {}),
+    ...(s.password !== undefined ? { password: s.password } : {}),
+    ...(s.tls ? { tls: { servername: s.host } } : {}),
+    connectionName: "mcp-gate",
+    // Fail fast instead of queueing: a decision must never wait for a connection.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    autoResubscribe: false,
+    connectTimeout: 2_000,
+    ...extra,
+  };
+}
+
+type WithBucket = Redis & { mcpgateBucket(key: string, ...args: string[]): Promise<number> };
+
+/** Starts connecting to Redis; the returned connection is usable at once (ready: false until connected). */
+export function connectRedis(s: RedisSettings, log: Logger): RedisConnection {
+  const client = new Redis(options(s, { retryStrategy: reconnectDelay })) as WithBucket;
+  client.defineCommand("mcpgateBucket", { numberOfKeys: 1, lua: BucketScript });
+  let connectedOnce = false;
+  let down = true;
+  let lastWarn = -Infinity;
+  client.on("ready", () => {
+    log.info(connectedOnce ? "redis reconnected" : "redis connected", { redis: s.display });
+    connectedOnce = true;
+    down = false;
+  });
+  client.on("error", (e: Error) => {
+    const error = scrub(e.message, s.password);
+    if (!connectedOnce && lastWarn === -Infinity) {
+      // The first failure at start-up is an error; the gateway keeps serving meanwhile.
+      log.error("redis unavailable: rate limits are decided per replica until it answers", {
+        redis: s.display,
+        error,
+      });
+      lastWarn = Date.now();
+    } else if (Date.now() - lastWarn >= 10_000) {
+      log.warn("redis connection failed; reconnecting", { redis: s.display, error });
+      lastWarn = Date.now();
+    }
+  });
+  client.on("close", () => {
+    if (!down && connectedOnce) log.warn("redis connection lost; reconnecting", { redis: s.display });
+    down = true;
+  });
+  return {
+    get ready() {
+      return client.status === "ready";
+    },
+    runBucket: (key, args) => client.mcpgateBucket(key, ...args),
+    close: () => client.disconnect(),
+  };
+}
+
+/**
+ * One PING with the configured address and credentials (`mcp-gate check`), no retries.
+ * Resolves to the round-trip ms; rejects with a message that never holds the password.
+ */
+export async function pingRedis(s: RedisSettings, timeoutMs: number): Promise<number> {
+  const client = new Redis(options(s, { lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs }));
+  client.on("error", () => {});
+  const start = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    await Promise.race([client.connect().then(() => client.ping()), timeout]);
+    return performance.now() - start;
+  } catch (e) {
+    throw new Error(scrub(e instanceof Error ? e.message : String(e), s.password));
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
