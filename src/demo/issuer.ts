@@ -104,43 +104,91 @@ function remember<K, V>(map: Map<K, V>, key: K, value: V, max: number) {
 
 /** Creates the demo authorization server; keys are generated here, once. */
 export async function createDemoIssuer(opts: DemoIssuerOptions): Promise<DemoIssuer> {
-  const now = opts.now ?? Date.now;
-  const issuer = opts.issuer.replace(/\/+$/, "");
   const kid = `demo-${randomToken(6)}`;
   const { privateKey, publicKey } = await generateKeyPair("ES256");
   const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: "ES256", use: "sig" };
-  const scopeText = opts.scopes.join(" ");
-  const clients = new Map<string, Client>();
-  const codes = new Map<string, PendingCode>();
+  return new DemoAuthServer(opts, { kid, privateKey, publicJwk });
+}
 
-  const metadata = {
-    issuer,
-    authorization_endpoint: `${issuer}/authorize`,
-    token_endpoint: `${issuer}/token`,
-    registration_endpoint: `${issuer}/register`,
-    jwks_uri: `${issuer}/jwks`,
-    scopes_supported: opts.scopes,
-    response_types_supported: ["code"],
-    grant_types_supported: ["authorization_code"],
-    token_endpoint_auth_methods_supported: ["none"],
-    code_challenge_methods_supported: ["S256"],
-    authorization_response_iss_parameter_supported: true,
-  };
+interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
 
-  const mint = (claims: JWTPayload = {}): Promise<string> => {
-    const iat = Math.floor(now() / 1000);
-    return new SignJWT({ scope: scopeText, client_id: "mcp-gate-demo", ...claims })
-      .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid })
-      .setIssuer(issuer)
-      .setAudience(opts.audience)
+class DemoAuthServer implements DemoIssuer {
+  readonly issuer: string;
+  readonly jwksUri: string;
+  readonly #opts: DemoIssuerOptions;
+  readonly #key: SigningKey;
+  readonly #now: () => number;
+  readonly #scopeText: string;
+  readonly #clients = new Map<string, Client>();
+  readonly #codes = new Map<string, PendingCode>();
+  readonly #metadata: Record<string, unknown>;
+
+  constructor(opts: DemoIssuerOptions, key: SigningKey) {
+    this.#opts = opts;
+    this.#key = key;
+    this.#now = opts.now ?? Date.now;
+    this.#scopeText = opts.scopes.join(" ");
+    const issuer = opts.issuer.replace(/\/+$/, "");
+    this.issuer = issuer;
+    this.jwksUri = `${issuer}/jwks`;
+    this.#metadata = {
+      issuer,
+      authorization_endpoint: `${issuer}/authorize`,
+      token_endpoint: `${issuer}/token`,
+      registration_endpoint: `${issuer}/register`,
+      jwks_uri: this.jwksUri,
+      scopes_supported: opts.scopes,
+      response_types_supported: ["code"],
+      grant_types_supported: ["authorization_code"],
+      token_endpoint_auth_methods_supported: ["none"],
+      code_challenge_methods_supported: ["S256"],
+      authorization_response_iss_parameter_supported: true,
+    };
+  }
+
+  mint = (claims: JWTPayload = {}): Promise<string> => {
+    const iat = Math.floor(this.#now() / 1000);
+    return new SignJWT({ scope: this.#scopeText, client_id: "mcp-gate-demo", ...claims })
+      .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: this.#key.kid })
+      .setIssuer(this.issuer)
+      .setAudience(this.#opts.audience)
       .setSubject(typeof claims.sub === "string" ? claims.sub : "demo-user")
       .setIssuedAt(iat)
       .setExpirationTime(iat + TokenLifetimeSeconds)
       .setJti(crypto.randomUUID())
-      .sign(privateKey);
+      .sign(this.#key.privateKey);
   };
 
-  const register = async (req: Request): Promise<Response> => {
+  fetch = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    const route = `${req.method} ${url.pathname}`;
+    if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: Cors });
+    switch (route) {
+      case "GET /.well-known/oauth-authorization-server":
+      case "GET /.well-known/openid-configuration":
+        return json(200, this.#metadata, { "cache-control": "max-age=60" });
+      case "GET /jwks":
+        return json(200, { keys: [this.#key.publicJwk] }, { "cache-control": "max-age=60" });
+      case "POST /register":
+        return await this.#register(req);
+      case "GET /authorize":
+        return this.#authorize(url);
+      case "POST /token":
+        return await this.#token(req);
+      default:
+        return oauthError(
+          404,
+          "not_found",
+          `No ${route} here; see ${this.issuer}/.well-known/oauth-authorization-server`,
+        );
+    }
+  };
+
+  async #register(req: Request): Promise<Response> {
     let body: Record<string, unknown>;
     try {
       body = await req.json();
@@ -156,23 +204,23 @@ export async function createDemoIssuer(opts: DemoIssuerOptions): Promise<DemoIss
     }
     const clientId = `demo-client-${randomToken(9)}`;
     const name = typeof body.client_name === "string" ? body.client_name.slice(0, 100) : "unnamed";
-    remember(clients, clientId, { redirectUris: uris, name }, MaxClients);
+    remember(this.#clients, clientId, { redirectUris: uris, name }, MaxClients);
     return json(201, {
       client_id: clientId,
-      client_id_issued_at: Math.floor(now() / 1000),
+      client_id_issued_at: Math.floor(this.#now() / 1000),
       client_name: name,
       redirect_uris: uris,
       grant_types: ["authorization_code"],
       response_types: ["code"],
       token_endpoint_auth_method: "none",
-      scope: scopeText,
+      scope: this.#scopeText,
     });
-  };
+  }
 
-  // Auto-approves: the demo has no users, so the "user" is always demo-user.
-  const authorize = (url: URL): Response => {
+  /** Auto-approves: the demo has no users, so the "user" is always demo-user. */
+  #authorize(url: URL): Response {
     const q = url.searchParams;
-    const client = clients.get(q.get("client_id") ?? "");
+    const client = this.#clients.get(q.get("client_id") ?? "");
     const redirectUri = q.get("redirect_uri") ?? client?.redirectUris[0] ?? "";
     if (!client) return oauthError(400, "invalid_client", "Unknown client_id: register first (POST /register)");
     if (!client.redirectUris.includes(redirectUri)) {
@@ -181,42 +229,50 @@ export async function createDemoIssuer(opts: DemoIssuerOptions): Promise<DemoIss
     const back = new URL(redirectUri);
     const state = q.get("state");
     if (state !== null) back.searchParams.set("state", state);
-    back.searchParams.set("iss", issuer);
-    const fail = (error: string, description: string) => {
-      back.searchParams.set("error", error);
-      back.searchParams.set("error_description", description);
-      return new Response(null, { status: 302, headers: { location: back.href, "cache-control": "no-store" } });
-    };
-    if (q.get("response_type") !== "code") return fail("unsupported_response_type", "Use response_type=code");
-    const challenge = q.get("code_challenge") ?? "";
-    if (q.get("code_challenge_method") !== "S256" || !/^[A-Za-z0-9_-]{43}$/.test(challenge)) {
-      return fail("invalid_request", "PKCE with code_challenge_method=S256 is required");
-    }
-    const resource = q.get("resource");
-    if (resource !== null && resource !== opts.audience) {
-      return fail("invalid_target", `This demo issues tokens for ${opts.audience} only`);
+    back.searchParams.set("iss", this.issuer);
+    const redirect = () =>
+      new Response(null, { status: 302, headers: { location: back.href, "cache-control": "no-store" } });
+    const refusal = this.#refuseAuthorization(q);
+    if (refusal) {
+      back.searchParams.set("error", refusal[0]);
+      back.searchParams.set("error_description", refusal[1]);
+      return redirect();
     }
     const code = randomToken();
-    remember(codes, code, {
+    remember(this.#codes, code, {
       clientId: q.get("client_id")!,
       redirectUri,
-      challenge,
-      scope: scopeText,
-      expires: now() + CodeLifetimeMs,
+      challenge: q.get("code_challenge")!,
+      scope: this.#scopeText,
+      expires: this.#now() + CodeLifetimeMs,
     }, MaxCodes);
     back.searchParams.set("code", code);
-    return new Response(null, { status: 302, headers: { location: back.href, "cache-control": "no-store" } });
-  };
+    return redirect();
+  }
 
-  const token = async (req: Request): Promise<Response> => {
+  /** Why an authorization request is refused ([error, description]), or undefined. */
+  #refuseAuthorization(q: URLSearchParams): [string, string] | undefined {
+    if (q.get("response_type") !== "code") return ["unsupported_response_type", "Use response_type=code"];
+    const challenge = q.get("code_challenge") ?? "";
+    if (q.get("code_challenge_method") !== "S256" || !/^[A-Za-z0-9_-]{43}$/.test(challenge)) {
+      return ["invalid_request", "PKCE with code_challenge_method=S256 is required"];
+    }
+    const resource = q.get("resource");
+    if (resource !== null && resource !== this.#opts.audience) {
+      return ["invalid_target", `This demo issues tokens for ${this.#opts.audience} only`];
+    }
+    return undefined;
+  }
+
+  async #token(req: Request): Promise<Response> {
     const form = new URLSearchParams(await req.text());
     if (form.get("grant_type") !== "authorization_code") {
       return oauthError(400, "unsupported_grant_type", "Only authorization_code is supported");
     }
     const code = form.get("code") ?? "";
-    const pending = codes.get(code);
-    codes.delete(code); // single use, even when the exchange fails
-    if (!pending || pending.expires < now()) return oauthError(400, "invalid_grant", "Unknown or expired code");
+    const pending = this.#codes.get(code);
+    this.#codes.delete(code); // single use, even when the exchange fails
+    if (!pending || pending.expires < this.#now()) return oauthError(400, "invalid_grant", "Unknown or expired code");
     if (form.get("client_id") !== pending.clientId) {
       return oauthError(400, "invalid_grant", "Code issued to another client");
     }
@@ -224,41 +280,18 @@ export async function createDemoIssuer(opts: DemoIssuerOptions): Promise<DemoIss
       return oauthError(400, "invalid_grant", "redirect_uri differs from the authorization request");
     }
     const resource = form.get("resource");
-    if (resource !== null && resource !== opts.audience) {
-      return oauthError(400, "invalid_target", `This demo issues tokens for ${opts.audience} only`);
+    if (resource !== null && resource !== this.#opts.audience) {
+      return oauthError(400, "invalid_target", `This demo issues tokens for ${this.#opts.audience} only`);
     }
     if (await s256(form.get("code_verifier") ?? "") !== pending.challenge) {
       return oauthError(400, "invalid_grant", "code_verifier does not match the code_challenge");
     }
-    const accessToken = await mint({ sub: "demo-user", client_id: pending.clientId, scope: pending.scope });
+    const accessToken = await this.mint({ sub: "demo-user", client_id: pending.clientId, scope: pending.scope });
     return json(200, {
       access_token: accessToken,
       token_type: "Bearer",
       expires_in: TokenLifetimeSeconds,
       scope: pending.scope,
     });
-  };
-
-  const fetch = async (req: Request): Promise<Response> => {
-    const url = new URL(req.url);
-    const route = `${req.method} ${url.pathname}`;
-    if (req.method === "OPTIONS") return new Response(null, { status: 204, headers: Cors });
-    switch (route) {
-      case "GET /.well-known/oauth-authorization-server":
-      case "GET /.well-known/openid-configuration":
-        return json(200, metadata, { "cache-control": "max-age=60" });
-      case "GET /jwks":
-        return json(200, { keys: [publicJwk] }, { "cache-control": "max-age=60" });
-      case "POST /register":
-        return await register(req);
-      case "GET /authorize":
-        return authorize(url);
-      case "POST /token":
-        return await token(req);
-      default:
-        return oauthError(404, "not_found", `No ${route} here; see ${issuer}/.well-known/oauth-authorization-server`);
-    }
-  };
-
-  return { issuer, jwksUri: metadata.jwks_uri, mint, fetch };
+  }
 }

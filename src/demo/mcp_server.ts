@@ -115,29 +115,38 @@ export interface DemoMcpServer {
 }
 
 export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
-  const sessions = new Set<string>();
+  return new DemoMcp(opts);
+}
 
-  const initialize = (msg: Message): Response => {
+class DemoMcp implements DemoMcpServer {
+  readonly #opts: DemoMcpServerOptions;
+  readonly #sessions = new Set<string>();
+
+  constructor(opts: DemoMcpServerOptions) {
+    this.#opts = opts;
+  }
+
+  #initialize(msg: Message): Response {
     const requested = msg.params?.protocolVersion;
     const protocolVersion = ProtocolVersions.includes(requested as typeof ProtocolVersions[number])
       ? requested
       : ProtocolVersions[0];
     const session = crypto.randomUUID();
-    if (sessions.size >= MaxSessions) sessions.delete(sessions.values().next().value!);
-    sessions.add(session);
+    if (this.#sessions.size >= MaxSessions) this.#sessions.delete(this.#sessions.values().next().value!);
+    this.#sessions.add(session);
     return jsonResponse(200, {
       jsonrpc: "2.0",
       id: msg.id,
       result: {
         protocolVersion,
         capabilities: { tools: { listChanged: false } },
-        serverInfo: { name: "mcp-gate-demo", title: "mcp-gate demo server", version: opts.version },
+        serverInfo: { name: "mcp-gate-demo", title: "mcp-gate demo server", version: this.#opts.version },
         instructions: "A demo server behind mcp-gate. Tools: echo, whoami, countdown. NOT FOR PRODUCTION.",
       },
     }, { "mcp-session-id": session });
-  };
+  }
 
-  const callTool = (req: Request, msg: Message): Response => {
+  #callTool(req: Request, msg: Message): Response {
     const params = msg.params ?? {};
     const args = (params.arguments ?? {}) as Record<string, unknown>;
     const result = (text: string) => jsonResponse(200, { jsonrpc: "2.0", id: msg.id, result: textResult(text) });
@@ -153,13 +162,13 @@ export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
           authorization_header_reached_server: req.headers.has("authorization"),
         }));
       case "countdown":
-        return countdown(req, msg, args);
+        return this.#countdown(req, msg, args);
       default:
         throw new RpcError(-32602, `Unknown tool: ${JSON.stringify(params.name)}`);
     }
-  };
+  }
 
-  const countdown = (req: Request, msg: Message, args: Record<string, unknown>): Response => {
+  #countdown(req: Request, msg: Message, args: Record<string, unknown>): Response {
     const count = intArg(args, "count", Countdown.defaultCount, 1, Countdown.maxCount);
     const delayMs = intArg(args, "delay_ms", Countdown.defaultDelayMs, Countdown.minDelayMs, Countdown.maxDelayMs);
     const meta = msg.params?._meta as Record<string, unknown> | undefined;
@@ -184,7 +193,7 @@ export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
       );
     }
 
-    opts.disableTimeouts?.(req);
+    this.#opts.disableTimeouts?.(req);
     const body = new ReadableStream<Uint8Array>({
       async start(controller) {
         for (let step = 1; step <= count && !stop.signal.aborted; step++) {
@@ -206,9 +215,9 @@ export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
     return new Response(body, {
       headers: { "content-type": "text/event-stream", "cache-control": "no-cache" },
     });
-  };
+  }
 
-  const post = async (req: Request): Promise<Response> => {
+  async #post(req: Request): Promise<Response> {
     let msg: Message;
     try {
       msg = await req.json();
@@ -219,11 +228,11 @@ export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
     if (!msg || typeof msg !== "object" || msg.jsonrpc !== "2.0") {
       return rpcError(null, -32600, "Invalid Request: expected a JSON-RPC 2.0 message", 400);
     }
-    if (msg.method === "initialize") return initialize(msg);
+    if (msg.method === "initialize") return this.#initialize(msg);
 
     const session = req.headers.get("mcp-session-id");
     if (session === null) return rpcError(null, -32000, "Bad Request: Mcp-Session-Id header is required", 400);
-    if (!sessions.has(session)) return rpcError(null, -32001, "Session not found", 404);
+    if (!this.#sessions.has(session)) return rpcError(null, -32001, "Session not found", 404);
     const version = req.headers.get("mcp-protocol-version");
     if (version !== null && !ProtocolVersions.includes(version as typeof ProtocolVersions[number])) {
       return rpcError(null, -32000, `Bad Request: unsupported MCP-Protocol-Version ${version}`, 400);
@@ -238,7 +247,7 @@ export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
         case "tools/list":
           return jsonResponse(200, { jsonrpc: "2.0", id: msg.id, result: { tools: Tools } });
         case "tools/call":
-          return callTool(req, msg);
+          return this.#callTool(req, msg);
         default:
           return rpcError(msg.id, -32601, `Method not found: ${msg.method}`);
       }
@@ -246,31 +255,32 @@ export function createDemoMcpServer(opts: DemoMcpServerOptions): DemoMcpServer {
       if (e instanceof RpcError) return rpcError(msg.id, e.code, e.message);
       throw e;
     }
-  };
+  }
 
-  return {
-    async fetch(req) {
-      const path = new URL(req.url).pathname;
-      if (path !== "/mcp") {
-        return jsonResponse(404, { error: "not_found", error_description: "The MCP endpoint is /mcp" });
-      }
-      switch (req.method) {
-        case "POST":
-          return await post(req);
-        case "DELETE": {
-          const session = req.headers.get("mcp-session-id");
-          if (session === null || !sessions.delete(session)) return rpcError(null, -32001, "Session not found", 404);
-          return new Response(null, { status: 204 });
+  async fetch(req: Request): Promise<Response> {
+    const path = new URL(req.url).pathname;
+    if (path !== "/mcp") {
+      return jsonResponse(404, { error: "not_found", error_description: "The MCP endpoint is /mcp" });
+    }
+    switch (req.method) {
+      case "POST":
+        return await this.#post(req);
+      case "DELETE": {
+        const session = req.headers.get("mcp-session-id");
+        if (session === null || !this.#sessions.delete(session)) {
+          return rpcError(null, -32001, "Session not found", 404);
         }
-        default:
-          // No server-initiated stream in this demo: GET is refused as the spec allows.
-          return new Response(null, { status: 405, headers: { allow: "POST, DELETE" } });
+        return new Response(null, { status: 204 });
       }
-    },
-    get sessions() {
-      return sessions.size;
-    },
-  };
+      default:
+        // No server-initiated stream in this demo: GET is refused as the spec allows.
+        return new Response(null, { status: 405, headers: { allow: "POST, DELETE" } });
+    }
+  }
+
+  get sessions(): number {
+    return this.#sessions.size;
+  }
 }
 
 function textResult(text: string) {

@@ -5,10 +5,10 @@
  *
  * The banner goes to stderr; stdout stays the gateway's JSON log.
  */
-import { type ConnInfo, createGateway } from "../app.ts";
-import { loadConfig, parseListenAddr } from "../config.ts";
+import { type ConnInfo, createGateway, type Gateway } from "../app.ts";
+import { type ListenAddress, loadConfig, parseListenAddr } from "../config.ts";
 import { ConfigError, formatProblem } from "../errors.ts";
-import { createLogger, type Level } from "../logging.ts";
+import { createLogger, type Level, type Logger } from "../logging.ts";
 import { isLoopbackHost, urlHost } from "../net.ts";
 import type { RunningServer, Runtime } from "../runtime.ts";
 import { Version } from "../version.ts";
@@ -91,6 +91,82 @@ ${rule}
 `;
 }
 
+/**
+ * Starts the sample MCP server, the demo issuer and the gateway in front of them (each
+ * server pushed onto `servers` as soon as it listens, so the caller can stop them all),
+ * waits for the gateway to load the demo keys and prints the banner.
+ */
+async function startDemo(
+  rt: Runtime,
+  listenRaw: string,
+  listen: ListenAddress,
+  log: Logger,
+  servers: RunningServer[],
+): Promise<Gateway> {
+  let disableMcp: (req: Request) => void = () => {};
+  const mcp = createDemoMcpServer({ version: Version, disableTimeouts: (req) => disableMcp(req) });
+  const mcpLate = serveLate(rt, "127.0.0.1", 0);
+  mcpLate.set((req) => mcp.fetch(req));
+  disableMcp = mcpLate.server.disableTimeouts;
+  servers.push(mcpLate.server);
+
+  const issuerLate = serveLate(rt, "127.0.0.1", 0);
+  servers.push(issuerLate.server);
+
+  let gatewayServer: ReturnType<typeof serveLate>;
+  try {
+    gatewayServer = serveLate(rt, listen.hostname, listen.port);
+  } catch (e) {
+    throw new Error(
+      `Cannot listen on ${listenRaw} (${(e as Error).message}); set LISTEN_ADDR, e.g. LISTEN_ADDR=127.0.0.1:0`,
+    );
+  }
+  servers.push(gatewayServer.server);
+  const mcpUrl = `${gatewayServer.url}/mcp`;
+
+  const issuer = await createDemoIssuer({ issuer: issuerLate.url, audience: mcpUrl, scopes: [DemoScope] });
+  issuerLate.set(issuer.fetch);
+
+  const config = loadConfig({
+    LISTEN_ADDR: listenRaw,
+    UPSTREAM_URL: mcpLate.url,
+    RESOURCE_URI: mcpUrl,
+    AUTHORIZATION_SERVER: issuer.issuer,
+    REQUIRED_SCOPES: DemoScope,
+    SCOPES_SUPPORTED: DemoScope,
+    RESOURCE_NAME: "mcp-gate demo",
+    METRICS_ADDR: "",
+    MAX_HEADER_BYTES: String(DemoMaxHeaderBytes),
+    SHUTDOWN_TIMEOUT: "2s",
+    LOG_LEVEL: log.level,
+  });
+  const gw = createGateway(config, {
+    log,
+    disableTimeouts: (req) => gatewayServer.server.disableTimeouts(req),
+    primeEventStreams: rt.holdsHeadersUntilFirstChunk,
+  });
+  gatewayServer.set(gw.fetch);
+
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([gw.start(), new Promise((r) => (timer = setTimeout(r, ReadyTimeoutMs)))]);
+  clearTimeout(timer);
+  if (!gw.ready) {
+    gw.close();
+    throw new Error(`The gateway could not load the demo keys within ${ReadyTimeoutMs} ms`);
+  }
+
+  const token = await issuer.mint({ sub: "demo-user" });
+  log.info("demo ready", { url: mcpUrl, issuer: issuer.issuer, upstream: `${mcpLate.url}/mcp`, version: Version });
+  console.error(banner({
+    mcpUrl,
+    metadataUrl: config.resourceMetadataUrl,
+    issuer: issuer.issuer,
+    upstream: `${mcpLate.url}/mcp`,
+    token,
+  }));
+  return gw;
+}
+
 export async function runDemo(rt: Runtime): Promise<void> {
   const env = rt.env();
   const level = (env["LOG_LEVEL"] || "info").toLowerCase();
@@ -107,71 +183,12 @@ export async function runDemo(rt: Runtime): Promise<void> {
   }
 
   const servers: RunningServer[] = [];
-  let gateway: ReturnType<typeof createGateway> | undefined;
+  let gateway: Gateway | undefined;
   try {
-    let disableMcp: (req: Request) => void = () => {};
-    const mcp = createDemoMcpServer({ version: Version, disableTimeouts: (req) => disableMcp(req) });
-    const mcpLate = serveLate(rt, "127.0.0.1", 0);
-    mcpLate.set((req) => mcp.fetch(req));
-    disableMcp = mcpLate.server.disableTimeouts;
-    servers.push(mcpLate.server);
-
-    const issuerLate = serveLate(rt, "127.0.0.1", 0);
-    servers.push(issuerLate.server);
-
-    let gatewayServer: ReturnType<typeof serveLate>;
-    try {
-      gatewayServer = serveLate(rt, listen.hostname, listen.port);
-    } catch (e) {
-      throw new Error(
-        `Cannot listen on ${listenRaw} (${(e as Error).message}); set LISTEN_ADDR, e.g. LISTEN_ADDR=127.0.0.1:0`,
-      );
-    }
-    servers.push(gatewayServer.server);
-    const mcpUrl = `${gatewayServer.url}/mcp`;
-
-    const issuer = await createDemoIssuer({ issuer: issuerLate.url, audience: mcpUrl, scopes: [DemoScope] });
-    issuerLate.set(issuer.fetch);
-
-    const config = loadConfig({
-      LISTEN_ADDR: listenRaw,
-      UPSTREAM_URL: mcpLate.url,
-      RESOURCE_URI: mcpUrl,
-      AUTHORIZATION_SERVER: issuer.issuer,
-      REQUIRED_SCOPES: DemoScope,
-      SCOPES_SUPPORTED: DemoScope,
-      RESOURCE_NAME: "mcp-gate demo",
-      METRICS_ADDR: "",
-      MAX_HEADER_BYTES: String(DemoMaxHeaderBytes),
-      SHUTDOWN_TIMEOUT: "2s",
-      LOG_LEVEL: log.level,
-    });
-    const gw = createGateway(config, {
-      log,
-      disableTimeouts: (req) => gatewayServer.server.disableTimeouts(req),
-      primeEventStreams: rt.holdsHeadersUntilFirstChunk,
-    });
-    gateway = gw;
-    gatewayServer.set(gw.fetch);
-
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    await Promise.race([gw.start(), new Promise((r) => (timer = setTimeout(r, ReadyTimeoutMs)))]);
-    clearTimeout(timer);
-    if (!gw.ready) throw new Error(`The gateway could not load the demo keys within ${ReadyTimeoutMs} ms`);
-
-    const token = await issuer.mint({ sub: "demo-user" });
-    log.info("demo ready", { url: mcpUrl, issuer: issuer.issuer, upstream: `${mcpLate.url}/mcp`, version: Version });
-    console.error(banner({
-      mcpUrl,
-      metadataUrl: config.resourceMetadataUrl,
-      issuer: issuer.issuer,
-      upstream: `${mcpLate.url}/mcp`,
-      token,
-    }));
+    gateway = await startDemo(rt, listenRaw, listen, log, servers);
   } catch (e) {
     const msg = e instanceof ConfigError ? e.problems.map(formatProblem).join("; ") : (e as Error).message;
     console.error(`mcp-gate demo: ${msg}`);
-    gateway?.close();
     await Promise.all(servers.map((s) => s.shutdown(0)));
     return rt.exit(1);
   }
