@@ -42,8 +42,8 @@ RUN set -eu; \
 
 FROM scratch
 COPY --from=build /rootfs /
-# Bun's fetch runs 256 upstream requests at once by default; MAX_TOTAL_CONNECTIONS is 1000.
-ENV BUN_CONFIG_MAX_HTTP_REQUESTS=4096
+# No BUN_CONFIG_MAX_HTTP_REQUESTS here: when it is unset the gateway raises Bun's fetch cap (256 by
+# default) to its maximum itself at start-up, so MAX_TOTAL_CONNECTIONS streams all reach the upstream.
 USER 65534:65534
 EXPOSE 8080 9090
 ENTRYPOINT ["/mcp-gate"]

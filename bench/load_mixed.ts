@@ -32,7 +32,8 @@ const Help = `Usage: deno run -A --import-map tests/offline_import_map.json benc
   --flat-pct=P          ... or P% of the first window's floor, whichever is larger (default 10)
   --check-flat=false    report the memory figures but do not fail on them (short CI runs, where
                         Deno's heap is still growing to its working size)
-  --bun-max-http=N      set BUN_CONFIG_MAX_HTTP_REQUESTS=N for the gateway (default: unset)`;
+  --bun-max-http=N      set BUN_CONFIG_MAX_HTTP_REQUESTS=N for the gateway (default: unset; the gateway then
+                        raises Bun's fetch cap to its maximum, 65535, itself)`;
 
 const o = options({
   target: "deno",

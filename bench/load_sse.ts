@@ -19,7 +19,8 @@ const Help = `Usage: deno run -A --import-map tests/offline_import_map.json benc
   --seconds=S         how long each stream runs (default 30)
   --interval-ms=MS    time between events on a stream (default 250)
   --ramp-ms=MS        spread the stream openings over this long (default 2000)
-  --bun-max-http=N    set BUN_CONFIG_MAX_HTTP_REQUESTS=N for the gateway (default: unset, i.e. Bun's 256)`;
+  --bun-max-http=N    set BUN_CONFIG_MAX_HTTP_REQUESTS=N for the gateway (default: unset; the gateway then
+                      raises Bun's fetch cap to its maximum, 65535, itself)`;
 
 const o = options(
   { target: "deno", streams: 1000, seconds: 30, "interval-ms": 250, "ramp-ms": 2000, "bun-max-http": 0 },

@@ -4,7 +4,7 @@
 import { createGateway } from "./app.ts";
 import { type Config, loadConfig, parseListenAddr, Variables } from "./config.ts";
 import { ConfigError, formatProblem } from "./errors.ts";
-import { createLogger } from "./logging.ts";
+import { createLogger, type Logger } from "./logging.ts";
 import { urlHost } from "./net.ts";
 import { runCheck } from "./check.ts";
 import { GatewayMetrics, metricsHandler } from "./metrics.ts";
@@ -102,9 +102,36 @@ function configOrExit(rt: Runtime): Config {
   }
 }
 
+/** Fetch slots kept free of proxied requests for key, discovery and trace exports. */
+const FetchReserve = 16;
+
+/**
+ * When the runtime's fetch still caps concurrent requests below MAX_TOTAL_CONNECTIONS (Bun
+ * with a low BUN_CONFIG_MAX_HTTP_REQUESTS set by the operator, or where it could not be
+ * raised), the gateway's total cap is lowered to fit, so that requests past it get 503 at
+ * once instead of waiting in the runtime's queue until UPSTREAM_TIMEOUT.
+ */
+function withinFetchCap(rt: Runtime, config: Config, log: Logger): Config {
+  const fetches = rt.maxConcurrentFetches;
+  if (fetches === undefined) return config;
+  const limit = Math.max(1, fetches - FetchReserve);
+  const total = config.maxTotalConnections;
+  if (total !== 0 && total <= limit) return config;
+  log.warn("configuration warning", {
+    warning: `${rt.name}'s fetch runs at most ${fetches} upstream requests at once (BUN_CONFIG_MAX_HTTP_REQUESTS ` +
+      `${JSON.stringify(rt.env()["BUN_CONFIG_MAX_HTTP_REQUESTS"] ?? null)}), so MAX_TOTAL_CONNECTIONS is lowered ` +
+      `from ${total || "unlimited"} to ${limit}: requests past it get 503 at once. Unset ` +
+      `BUN_CONFIG_MAX_HTTP_REQUESTS (the gateway then raises it itself) or set it above MAX_TOTAL_CONNECTIONS`,
+  });
+  return { ...config, maxTotalConnections: limit };
+}
+
 async function serve(rt: Runtime): Promise<void> {
-  const config = configOrExit(rt);
-  const log = createLogger(config.logLevel);
+  // Before any output: on Bun this may replace the process with one whose fetch cap is raised.
+  rt.raiseFetchCap();
+  const loaded = configOrExit(rt);
+  const log = createLogger(loaded.logLevel);
+  const config = withinFetchCap(rt, loaded, log);
   for (const w of config.warnings) log.warn("configuration warning", { warning: w });
   if (rt.maxHeaderBytes !== undefined && rt.maxHeaderBytes < config.maxHeaderBytes) {
     log.warn("configuration warning", {
@@ -113,16 +140,6 @@ async function serve(rt: Runtime): Promise<void> {
     });
   }
 
-  const fetches = rt.maxConcurrentFetches;
-  if (fetches !== undefined && (config.maxTotalConnections === 0 || config.maxTotalConnections > fetches)) {
-    log.warn("configuration warning", {
-      warning: `${rt.name}'s fetch runs at most ${fetches} upstream requests at once, fewer than ` +
-        `MAX_TOTAL_CONNECTIONS (${config.maxTotalConnections || "unlimited"}): streams past that wait for a slot. ` +
-        `Start the gateway with BUN_CONFIG_MAX_HTTP_REQUESTS=${
-          config.maxTotalConnections || 65_000
-        } in its environment`,
-    });
-  }
   const metrics = config.metricsAddr ? new GatewayMetrics() : undefined;
   metrics?.info(Version, `${rt.name} ${rt.version}`);
   // Loaded only when configured: without OTEL_EXPORTER_OTLP_ENDPOINT none of it is evaluated.

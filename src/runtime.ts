@@ -33,6 +33,12 @@ export interface Runtime {
   holdsHeadersUntilFirstChunk: boolean;
   /** Upstream requests `fetch` runs at once, when the runtime caps them (Bun). */
   maxConcurrentFetches: number | undefined;
+  /**
+   * Raises the runtime's cap on concurrent `fetch` requests to its maximum, if it has one
+   * and it can be raised; on Bun that means replacing the process with itself (see
+   * raiseBunFetchCap). Returns when nothing (more) can be done; call it before any output.
+   */
+  raiseFetchCap(): void;
   args: string[];
   env(): Record<string, string>;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
@@ -60,6 +66,13 @@ interface BunGlobal {
   }): BunServer;
 }
 interface NodeProcess {
+  argv: string[];
+  argv0: string;
+  execArgv: string[];
+  execPath: string;
+  platform: string;
+  env: Record<string, string | undefined>;
+  execve?(file: string, args: string[], env: Record<string, string>): never;
   on(signal: string, fn: () => void): void;
   exit(code: number): never;
 }
@@ -81,6 +94,49 @@ function withTimeout(p: Promise<unknown>, ms: number): Promise<void> {
   });
 }
 
+/** Bun's fetch runs at most this many requests at once by default; the rest wait for a slot. */
+const BunDefaultFetchCap = 256;
+/** The largest BUN_CONFIG_MAX_HTTP_REQUESTS Bun accepts (a u16; larger: an error, and the default). */
+export const BunMaxFetchCap = 65_535;
+const BunFetchCapVar = "BUN_CONFIG_MAX_HTTP_REQUESTS";
+
+/** The cap Bun applies for a BUN_CONFIG_MAX_HTTP_REQUESTS value (it ignores anything but 1–65535). */
+export function bunFetchCap(value: string | undefined): number {
+  if (value === undefined || !/^\d{1,5}$/.test(value)) return BunDefaultFetchCap;
+  const n = Number(value);
+  return n >= 1 && n <= BunMaxFetchCap ? n : BunDefaultFetchCap;
+}
+
+/**
+ * Bun reads BUN_CONFIG_MAX_HTTP_REQUESTS once, before any JavaScript runs (setting it in
+ * process.env later changes nothing), and its fetch queues requests past the cap silently,
+ * so stream 257 would wait for UPSTREAM_TIMEOUT. When the variable is unset, the process
+ * replaces itself (execve: same pid, stdio, signal handling and exit code) with the same
+ * arguments and the variable set to Bun's maximum; the new image sees it set, so this
+ * happens at most once. Costs one more start of the runtime (about 15–40 ms). Where
+ * execve is missing (Windows) or fails, nothing happens: the caller clamps its own cap.
+ */
+function raiseBunFetchCap(proc: NodeProcess): void {
+  const current = proc.env[BunFetchCapVar];
+  if ((current !== undefined && current !== "") || typeof proc.execve !== "function" || proc.platform === "win32") {
+    return;
+  }
+  // A standalone executable's entry lives in its embedded file system and its build-time
+  // exec-argv is applied again by itself; `bun run` needs its flags and the script path.
+  const compiled = (proc.argv[1] ?? "").startsWith("/$bunfs/");
+  const args = compiled
+    ? [proc.argv0, ...proc.argv.slice(2)]
+    : [proc.execPath, ...proc.execArgv, ...proc.argv.slice(1)];
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(proc.env)) if (v !== undefined) env[k] = v;
+  env[BunFetchCapVar] = String(BunMaxFetchCap);
+  try {
+    proc.execve(proc.execPath, args, env);
+  } catch {
+    // Not replaced (e.g. the executable was removed since start): run on with Bun's cap.
+  }
+}
+
 /** Deno's HTTP parser answers 400 itself once the request head passes about 64 KiB. */
 const DenoMaxHeaderBytes = 65_536;
 
@@ -91,7 +147,8 @@ function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: nu
     maxHeaderBytes: undefined,
     holdsHeadersUntilFirstChunk: true,
     // Read by Bun once, at start-up; more requests wait for a free slot.
-    maxConcurrentFetches: Number(bun.env["BUN_CONFIG_MAX_HTTP_REQUESTS"] || 256),
+    maxConcurrentFetches: bunFetchCap(bun.env[BunFetchCapVar]),
+    raiseFetchCap: () => raiseBunFetchCap(proc),
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
     serve(handler, opts) {
@@ -126,6 +183,7 @@ function denoRuntime(deno: typeof Deno): Runtime {
     maxHeaderBytes: DenoMaxHeaderBytes,
     holdsHeadersUntilFirstChunk: false,
     maxConcurrentFetches: undefined,
+    raiseFetchCap: () => {},
     args: deno.args,
     env: () => deno.env.toObject(),
     serve(handler, opts) {
