@@ -26,8 +26,8 @@ function claimValue(v: unknown): string {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
-export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
-  const { metrics, tracer } = deps;
+/** Builds the upstream request's headers from the client's, the connection and the verified identity. */
+function upstreamHeaders(config: Config): (req: Request, state: RequestState) => Headers {
   const claimHeaders = config.claimHeaders;
   const identityExtraHeaders = claimHeaders.map(([, h]) => h.toLowerCase());
   const upstreamIdentity = (identity: Identity): UpstreamIdentity | null =>
@@ -43,7 +43,7 @@ export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
       }
       : null;
 
-  const headersFor = (req: Request, state: RequestState): Headers => {
+  return (req, state) => {
     const trustedPeer = state.trustedPeer;
     const url = req.url;
     const headers = upstreamRequestHeaders(
@@ -61,6 +61,11 @@ export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
     headers.set("x-request-id", state.requestId);
     return headers;
   };
+}
+
+export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
+  const { metrics, tracer } = deps;
+  const headersFor = upstreamHeaders(config);
 
   return async function proxyHandler(c) {
     const req = c.req.raw;
