@@ -15,6 +15,7 @@ import { createOriginPolicy } from "./cors.ts";
 import { createLogger, type Logger } from "./logging.ts";
 import type { Service } from "./auth/identity.ts";
 import { createJwtVerifier } from "./auth/jwt_verifier.ts";
+import { createIntrospectionVerifier } from "./auth/introspection.ts";
 import { metadataResponder } from "./routes/metadata.ts";
 import { healthz, readyz } from "./routes/health.ts";
 import { preflight } from "./routes/preflight.ts";
@@ -70,7 +71,8 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   const rateLimiter = new RateLimiter({ rps: config.rateLimitRps, burst: config.rateLimitBurst, now });
   const concurrency = new ConcurrencyLimiter(config.maxConcurrentRequests, config.maxTotalConnections);
   const jwt = createJwtVerifier(config, { fetch: fetchFn, now, log, metrics });
-  const services: Service[] = [jwt.keys];
+  const opaque = createIntrospectionVerifier(config, { fetch: fetchFn, now, log, metrics });
+  const services: Service[] = opaque ? [jwt.keys, opaque] : [jwt.keys];
   const isAllowedOrigin = createOriginPolicy(config);
   const metadataPaths = new Set(config.metadataPaths);
   const metadata = metadataResponder(config);
@@ -95,7 +97,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
 
   app.use(originCheck(isAllowedOrigin));
   app.all("/.well-known/*", foreignDiscovery(config.resourceMetadataUrl));
-  app.use(authenticate({ jwt: jwt.verifier, opaque: undefined }, tracer));
+  app.use(authenticate({ jwt: jwt.verifier, opaque }, tracer));
   app.use(authorize(config.requiredScopes, metrics));
   app.all(
     "*",

@@ -212,6 +212,12 @@ async function serve(rt: Runtime): Promise<void> {
   }
   gateway.start().then(() => {
     if (gateway.ready) log.info("ready", {});
+  }, (e) => {
+    // A start-up finding that retrying cannot fix (INTROSPECTION_ENDPOINT missing from the metadata).
+    if (!(e instanceof ConfigError)) throw e;
+    log.error("invalid configuration", { problems: e.problems.map(formatProblem) });
+    console.error(`mcp-gate: ${e.message}`);
+    rt.exit(1);
   });
 
   let stopping = false;

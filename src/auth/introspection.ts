@@ -15,6 +15,7 @@ import type { JWTPayload } from "jose";
 import type { Config } from "../config.ts";
 import { AuthError, type AuthReason, ConfigError } from "../errors.ts";
 import type { Logger } from "../logging.ts";
+import type { GatewayMetrics } from "../metrics.ts";
 import { isLoopbackHost } from "../net.ts";
 import { discover } from "./discovery.ts";
 import type { Identity, Service, Verifier } from "./identity.ts";
@@ -226,6 +227,23 @@ export class IntrospectionVerifier implements Verifier, Service {
         "authorization server (it must be a confidential client using client_secret_basic and be allowed to introspect)",
     });
   }
+}
+
+/** The opaque-token verifier when INTROSPECTION_CLIENT_ID is set, else undefined. */
+export function createIntrospectionVerifier(
+  config: Config,
+  deps: { fetch: typeof fetch; now: () => number; log: Logger; metrics: GatewayMetrics | undefined },
+): IntrospectionVerifier | undefined {
+  if (config.introspection === undefined) return undefined;
+  const { metrics } = deps;
+  return new IntrospectionVerifier({
+    settings: config.introspection,
+    config,
+    fetch: deps.fetch,
+    now: deps.now,
+    log: deps.log,
+    onIntrospect: metrics && ((outcome, seconds) => metrics.introspection(outcome, seconds)),
+  });
 }
 
 /** The metadata's introspection_endpoint, or a ConfigError naming INTROSPECTION_ENDPOINT. */
