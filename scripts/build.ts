@@ -190,7 +190,12 @@ export async function bundle(outdir: string, log = console.log): Promise<string>
     quiet: true,
   });
   const header = `// mcp-gate ${Version}: a stateless OAuth 2.1 gateway for MCP servers. One self-contained module.\n` +
-    `// Run: deno run --unstable-no-legacy-abort --allow-net --allow-env <URL of this file> [command]\n`;
+    `// Run: deno run --unstable-no-legacy-abort --allow-net --allow-env <URL of this file> [command]\n` +
+    // The Redis client (ioredis, inlined, loaded only when REDIS_ADDR or REDIS_URL is set) is CommonJS and
+    // require()s Node built-ins, which the bundle's require shim cannot do in an ES module: give it
+    // Deno's. A remote module's URL is no base for createRequire; built-ins need none.
+    `import { createRequire as __mcpgateCreateRequire } from "node:module";\n` +
+    `const require = __mcpgateCreateRequire("file:///");\n`;
   await Deno.writeTextFile(out, header + await Deno.readTextFile(tmp));
   await Deno.remove(tmp);
 

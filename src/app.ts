@@ -20,7 +20,9 @@ import { metadataResponder } from "./routes/metadata.ts";
 import { healthz, readyz } from "./routes/health.ts";
 import { preflight } from "./routes/preflight.ts";
 import { foreignDiscovery } from "./routes/foreign_discovery.ts";
-import { ConcurrencyLimiter, RateLimiter } from "./limits.ts";
+import { ConcurrencyLimiter } from "./limits/concurrency.ts";
+import type { BucketBackend } from "./limits/shared_bucket.ts";
+import { createLimiterStores } from "./limits/stores.ts";
 import type { GatewayMetrics } from "./metrics.ts";
 import type { Tracer } from "./otel.ts";
 import { type ConnInfo, type GatewayEnv, jsonResponse } from "./context.ts";
@@ -29,6 +31,7 @@ import { ipLimits } from "./middleware/ip_limits.ts";
 import { errorResponse } from "./middleware/error_response.ts";
 import { originCheck } from "./middleware/origin_check.ts";
 import { authenticate } from "./middleware/authenticate.ts";
+import { userLimits } from "./middleware/user_limits.ts";
 import { authorize } from "./middleware/authorize.ts";
 import { proxy } from "./proxy/handler.ts";
 import { errorBody } from "./auth/challenge.ts";
@@ -49,6 +52,8 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics | undefined;
   /** Tracer (OTEL_EXPORTER_OTLP_ENDPOINT), loaded by the caller with import(); undefined: no tracing. */
   tracer?: Tracer | undefined;
+  /** Redis (REDIS_ADDR / REDIS_URL), connected by the caller with import(); undefined: buckets in memory. */
+  rateLimitBackend?: BucketBackend | undefined;
 }
 
 export interface Gateway {
@@ -68,7 +73,10 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   const log = deps.log ?? createLogger(config.logLevel);
   const { metrics, tracer } = deps;
 
-  const rateLimiter = new RateLimiter({ rps: config.rateLimitRps, burst: config.rateLimitBurst, now });
+  const limits = createLimiterStores(
+    { rps: config.rateLimitRps, burst: config.rateLimitBurst, settings: config.rateLimits },
+    { backend: deps.rateLimitBackend, log, onStoreError: metrics && (() => metrics.rateLimitStoreError()), now },
+  );
   const concurrency = new ConcurrencyLimiter(config.maxConcurrentRequests, config.maxTotalConnections);
   const jwt = createJwtVerifier(config, { fetch: fetchFn, now, log, metrics });
   const opaque = createIntrospectionVerifier(config, { fetch: fetchFn, now, log, metrics });
@@ -79,7 +87,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
 
   const app = new Hono<GatewayEnv>();
   app.use(requestContext(config, { log, metrics, tracer, isAllowedOrigin }));
-  app.use(ipLimits(rateLimiter, concurrency, metrics));
+  app.use(ipLimits(limits.ip, concurrency, metrics));
   app.onError(errorResponse(config, log, metrics));
 
   app.options("*", preflight(metadataPaths, isAllowedOrigin));
@@ -98,6 +106,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   app.use(originCheck(isAllowedOrigin));
   app.all("/.well-known/*", foreignDiscovery(config.resourceMetadataUrl));
   app.use(authenticate({ jwt: jwt.verifier, opaque }, tracer));
+  if (limits.user) app.use(userLimits(limits.user, metrics));
   app.use(authorize(config.requiredScopes, metrics));
   app.all(
     "*",

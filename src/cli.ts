@@ -149,12 +149,17 @@ async function serve(rt: Runtime): Promise<void> {
       { fetch: globalThis.fetch.bind(globalThis), log },
     )
     : undefined;
+  // The same for Redis (REDIS_ADDR / REDIS_URL): the client library and node:net load only when set.
+  const redis = config.rateLimits.redis
+    ? (await import("./limits/redis_client.ts")).connectRedis(config.rateLimits.redis, log)
+    : undefined;
 
   let disable: (req: Request) => void = () => {};
   const gateway = createGateway(config, {
     log,
     metrics,
     tracer,
+    rateLimitBackend: redis,
     disableTimeouts: (req) => disable(req),
     primeEventStreams: rt.holdsHeadersUntilFirstChunk,
   });
@@ -203,6 +208,13 @@ async function serve(rt: Runtime): Promise<void> {
       });
     }
   }
+  if (redis) {
+    log.info("rate limits shared through redis", {
+      redis: config.rateLimits.redis!.display,
+      timeout_ms: config.rateLimits.redisTimeoutMs,
+      on_failure: config.rateLimits.failClosed ? "503" : "per-replica buckets",
+    });
+  }
   if (tracer) {
     log.info("tracing", {
       endpoint: config.otel.endpoint,
@@ -231,6 +243,7 @@ async function serve(rt: Runtime): Promise<void> {
     gateway.close();
     await server.shutdown(config.shutdownTimeoutMs);
     await Promise.all([metricsServer?.shutdown(1000), tracer?.shutdown()]);
+    redis?.close();
     log.info("stopped", {});
     rt.exit(0);
   });

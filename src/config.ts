@@ -7,6 +7,7 @@ import { ConfigError } from "./errors.ts";
 import { EnvReader, parseDuration, splitList } from "./env_reader.ts";
 import { type Cidr, isLoopbackHost, parseCidr } from "./net.ts";
 import { type IntrospectionSettings, IntrospectionVariables, readIntrospection } from "./auth/introspection_config.ts";
+import { type RateLimitSettings, RateLimitVariables, readRateLimits } from "./limits/config.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -49,6 +50,8 @@ export interface Config {
   maxHeaderBytes: number;
   rateLimitRps: number;
   rateLimitBurst: number;
+  /** Per-user buckets and where buckets live (Redis), REDIS_TIMEOUT, RATE_LIMIT_FAIL_CLOSED. */
+  rateLimits: RateLimitSettings;
   maxConcurrentRequests: number;
   maxTotalConnections: number;
   readTimeoutMs: number;
@@ -112,6 +115,7 @@ export const Variables: readonly { name: string; default: string; meaning: strin
   { name: "MAX_HEADER_BYTES", default: "65536", meaning: "bytes; larger -> 431" },
   { name: "RATE_LIMIT_RPS", default: "10", meaning: "per client IP token bucket rate; 0 disables" },
   { name: "RATE_LIMIT_BURST", default: "20", meaning: "per client IP token bucket size" },
+  ...RateLimitVariables,
   { name: "MAX_CONCURRENT_REQUESTS", default: "100", meaning: "per client IP in-flight cap" },
   { name: "MAX_TOTAL_CONNECTIONS", default: "1000", meaning: "global in-flight cap -> 503" },
   { name: "READ_TIMEOUT", default: "30s", meaning: "inbound request read timeout" },
@@ -301,6 +305,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
   const maxHeaderBytes = integer("MAX_HEADER_BYTES", 65_536);
   const rateLimitRps = number("RATE_LIMIT_RPS", 10, 0, 1e9);
   const rateLimitBurst = integer("RATE_LIMIT_BURST", 20);
+  const rateLimits = readRateLimits(r);
   const maxConcurrentRequests = integer("MAX_CONCURRENT_REQUESTS", 100);
   const maxTotalConnections = integer("MAX_TOTAL_CONNECTIONS", 1000);
   const readTimeoutMs = duration("READ_TIMEOUT", "30s");
@@ -387,6 +392,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     maxHeaderBytes,
     rateLimitRps,
     rateLimitBurst,
+    rateLimits: Object.freeze(rateLimits),
     maxConcurrentRequests,
     maxTotalConnections,
     readTimeoutMs,

@@ -143,3 +143,16 @@ export function maskUrlPassword(raw: string): string {
   const colon = m[2]!.indexOf(":");
   return colon < 0 ? raw : `${m[1]}${m[2]!.slice(0, colon)}:***@${raw.slice(m[0].length)}`;
 }
+
+/** The variables read here, for `--help` and the README. */
+export const RateLimitVariables: readonly { name: string; default: string; meaning: string }[] = [
+  { name: "USER_RATE_LIMIT_RPS", default: "0", meaning: "per verified subject (sub, else client_id) rate; 0: off" },
+  { name: "USER_RATE_LIMIT_BURST", default: "max(1, ceil(2*RPS))", meaning: "per-subject bucket size" },
+  { name: "REDIS_ADDR", default: "", meaning: "host:port of Redis: buckets shared by every replica" },
+  { name: "REDIS_USERNAME", default: "", meaning: "Redis ACL user name" },
+  { name: "REDIS_PASSWORD", default: "", meaning: "Redis password (never logged)" },
+  { name: "REDIS_DB", default: "0", meaning: "Redis database number" },
+  { name: "REDIS_URL", default: "", meaning: "redis:// or rediss:// URL instead of the four above (wins)" },
+  { name: "REDIS_TIMEOUT", default: "50ms", meaning: "longest limit decision against Redis, then fallback" },
+  { name: "RATE_LIMIT_FAIL_CLOSED", default: "false", meaning: "Redis failure -> 503 instead of per-replica buckets" },
+];

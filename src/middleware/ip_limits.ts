@@ -1,17 +1,21 @@
 /**
- * Limits before any work: the client's token bucket (429), its in-flight cap (429) and
- * the gateway's total in-flight cap (503). A proxied exchange holds its slot until its
- * response body ends (a stream, for its whole life: the proxy calls state.endOfExchange);
- * the gateway's own answers are complete when returned, so they free it here.
+ * Limits before any work: the client's token bucket (429; in memory, or shared through
+ * Redis: 503 when that fails and RATE_LIMIT_FAIL_CLOSED), its in-flight cap (429) and the
+ * gateway's total in-flight cap (503). The in-flight caps are per replica. A proxied
+ * exchange holds its slot until its response body ends (a stream, for its whole life: the
+ * proxy calls state.endOfExchange); the gateway's own answers are complete when returned,
+ * so they free it here.
  */
 import type { GatewayMetrics } from "../metrics.ts";
-import type { ConcurrencyLimiter, RateLimiter } from "../limits.ts";
+import type { ConcurrencyLimiter } from "../limits/concurrency.ts";
+import type { LimiterStore } from "../limits/store.ts";
 import { errorBody } from "../auth/challenge.ts";
 import { jsonResponse, type Middleware } from "../context.ts";
 import { isProbe } from "./request_context.ts";
+import { limitRefusal } from "./limit_response.ts";
 
 export function ipLimits(
-  rateLimiter: RateLimiter,
+  rateLimiter: LimiterStore,
   concurrency: ConcurrencyLimiter,
   metrics: GatewayMetrics | undefined,
 ): Middleware {
@@ -19,13 +23,11 @@ export function ipLimits(
     const state = c.get("state");
     if (isProbe(state.path)) return await next();
     const clientIp = state.clientIp;
-    const retryAfter = rateLimiter.take(clientIp);
-    if (retryAfter > 0) {
-      metrics?.rateLimited();
-      state.reason = "rate_limited";
-      c.res = jsonResponse(429, errorBody("rate_limited", `Too many requests; retry after ${retryAfter} s`), {
-        "retry-after": String(retryAfter),
-      });
+    // A number from the memory bucket (no Promise on the default path), a Promise from Redis.
+    let retryAfter = rateLimiter.take(clientIp);
+    if (typeof retryAfter !== "number") retryAfter = await retryAfter;
+    if (retryAfter !== 0) {
+      c.res = limitRefusal(state, "ip", retryAfter, metrics);
       return;
     }
     const slot = concurrency.acquire(clientIp);
