@@ -20,7 +20,8 @@
  *
  * Bounded: --count requests at most, and --time-limit seconds (default 120) at most.
  */
-import { ConcurrencyLimiter, DefaultMaxBuckets, RateLimiter } from "../src/limits.ts";
+import { ConcurrencyLimiter } from "../src/limits/concurrency.ts";
+import { DefaultMaxBuckets, RateLimiter } from "../src/limits/memory_bucket.ts";
 import { clientAddress, parseCidr } from "../src/net.ts";
 
 interface Options {

@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertLessOrEqual, assertThrows } from "@std/assert";
-import { ConcurrencyLimiter, RateLimiter } from "../../src/limits.ts";
+import { ConcurrencyLimiter } from "../../src/limits/concurrency.ts";
+import { RateLimiter } from "../../src/limits/memory_bucket.ts";
 
 function clock(start = 1_000_000) {
   let t = start;
