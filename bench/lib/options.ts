@@ -1,0 +1,113 @@
+/** Command-line options of bench/bench.ts. */
+import { Root } from "./common.ts";
+// ---------------------------------------------------------------- options
+
+export const Help = `Usage: deno run -A bench/bench.ts [options]
+
+  --targets=LIST      systems under test, in order (default: nginx,haproxy,deno,bun,binary);
+                      also: naive-bun (the issue's ~40-line jose+fetch proxy), naive-deno
+  --duration=S        seconds per measured wrk run (default 3)
+  --repeats=N         measured runs per throughput row; the median is shown (default 3)
+  --warmup=S          seconds of wrk before the first measured run of a target (default 2)
+  --connections=N     wrk connections (default 64)
+  --rate=R            requests/s of the fixed-rate latency row (default 5000)
+  --latency-seconds=S seconds per fixed-rate run (default 5; run --repeats times)
+  --startups=N        starts measured for "start to first 200" (default 5)
+  --cold-pool=N       RS256 tokens per cold run (default 40000; signed once, kept in .tmp/bench/data)
+  --flood-pool=N      bad-signature tokens per flood run (default 100000)
+  --binary=PATH       use this compiled mcp-gate instead of building .tmp/bench/bin/mcp-gate
+  --src=DIR           run the mcp-gate targets from another checkout (mod.ts, deno.json, node_modules
+                      there), e.g. to measure a proposed change against HAProxy in the same run
+  --keep-logs         keep the systems' access logs in .tmp/bench/run/
+  --no-install        do not apt-get missing tools; fail instead
+  --quick             --duration=2 --repeats=1 --warmup=1 --latency-seconds=3 --startups=3
+`;
+
+export function parseOptions(args: string[]) {
+  const o = {
+    targets: ["nginx", "haproxy", "deno", "bun", "binary"],
+    duration: 3,
+    repeats: 3,
+    warmup: 2,
+    connections: 64,
+    rate: 5000,
+    latencySeconds: 5,
+    startups: 5,
+    coldPool: 40_000,
+    floodPool: 100_000,
+    binary: "",
+    src: Root.replace(/\/$/, ""),
+    keepLogs: false,
+    install: true,
+  };
+  for (const a of args) {
+    const [k, v = ""] = a.split("=", 2) as [string, string?];
+    const num = () => {
+      const n = Number(v);
+      if (!(n > 0)) throw new Error(`${k} needs a positive number`);
+      return n;
+    };
+    switch (k) {
+      case "--help":
+      case "-h":
+        console.log(Help);
+        Deno.exit(0);
+        break;
+      case "--targets":
+        o.targets = v.split(",").filter(Boolean);
+        break;
+      case "--duration":
+        o.duration = num();
+        break;
+      case "--repeats":
+        o.repeats = Math.round(num());
+        break;
+      case "--warmup":
+        o.warmup = num();
+        break;
+      case "--connections":
+        o.connections = Math.round(num());
+        break;
+      case "--rate":
+        o.rate = num();
+        break;
+      case "--latency-seconds":
+        o.latencySeconds = num();
+        break;
+      case "--startups":
+        o.startups = Math.round(num());
+        break;
+      case "--cold-pool":
+        o.coldPool = Math.round(num());
+        break;
+      case "--flood-pool":
+        o.floodPool = Math.round(num());
+        break;
+      case "--binary":
+        o.binary = v;
+        break;
+      case "--src":
+        o.src = v.startsWith("/") ? v.replace(/\/$/, "") : `${Deno.cwd()}/${v}`.replace(/\/$/, "");
+        break;
+      case "--keep-logs":
+        o.keepLogs = true;
+        break;
+      case "--no-install":
+        o.install = false;
+        break;
+      case "--quick":
+        Object.assign(o, { duration: 2, repeats: 1, warmup: 1, latencySeconds: 3, startups: 3 });
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n\n${Help}`);
+    }
+  }
+  const known = new Set(["nginx", "haproxy", "deno", "bun", "binary", "naive-bun", "naive-deno"]);
+  for (const t of o.targets) if (!known.has(t)) throw new Error(`unknown target ${t}`);
+  if (o.duration > 60 || o.latencySeconds > 60 || o.repeats > 20 || o.warmup > 60) {
+    throw new Error("runs are capped: --duration, --latency-seconds and --warmup at 60 s, --repeats at 20");
+  }
+  return o;
+}
+
+export type Options = ReturnType<typeof parseOptions>;
