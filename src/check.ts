@@ -16,6 +16,7 @@ import { buildChallenge } from "./auth/challenge.ts";
 import { type AuthorizationServerMetadata, discover } from "./auth/discovery.ts";
 import { fetchJson } from "./auth/fetch_json.ts";
 import { KeySet } from "./auth/key_set.ts";
+import { checkIntrospection } from "./auth/introspection_check.ts";
 import { metadataDocument } from "./routes/metadata.ts";
 import { upstreamTarget } from "./proxy/forward.ts";
 import { Version } from "./version.ts";
@@ -114,6 +115,10 @@ export async function runCheck(env: Readonly<Record<string, string>>, deps: Chec
   const explicitIssuer = (env["EXPECTED_ISSUER"] ?? "").trim() !== "";
   for (const issuer of config.authorizationServers) {
     await checkAuthorizationServer(config, issuer, explicitIssuer, deps.fetch, r);
+  }
+  if (config.introspection) {
+    r.section("Token introspection (opaque access tokens)");
+    for (const f of await checkIntrospection(config, deps.fetch)) r[f.kind](f.text);
   }
   await checkUpstream(config, deps.fetch, r);
   showClientView(config, r);

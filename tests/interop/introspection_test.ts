@@ -15,6 +15,14 @@
 import { assert, assertEquals, assertLessOrEqual, assertMatch, assertStringIncludes } from "@std/assert";
 import { parseChallenges } from "../_helpers/http.ts";
 import {
+  Gateway as StartedGateway,
+  gatewayEnv as helperGatewayEnv,
+  RESOURCE_URI,
+  runGatewayCommand,
+} from "../_helpers/gateway.ts";
+import { startIssuer } from "../_helpers/issuer.ts";
+import { startUpstream } from "../_helpers/upstream.ts";
+import {
   FIXTURES,
   freePort,
   type Gateway,
@@ -49,8 +57,10 @@ interface OpaqueAs {
   short: Client & { ttl_seconds: number };
 }
 
-async function startOpaqueAs(): Promise<OpaqueAs> {
-  const proc = new Proc("oidc_opaque_server", "node", [`${FIXTURES}/oidc_opaque_server.mjs`, "--port", "0"]);
+async function startOpaqueAs(port = 0, gatewaySecret = ""): Promise<OpaqueAs> {
+  const args = [`${FIXTURES}/oidc_opaque_server.mjs`, "--port", String(port)];
+  if (gatewaySecret) args.push("--gateway-secret", gatewaySecret);
+  const proc = new Proc("oidc_opaque_server", "node", args);
   try {
     const l = await proc.waitForLine((l) => l.event === "listening", 15_000, "listening line");
     return {
@@ -397,6 +407,45 @@ async function singleFlight(s: Stack): Promise<void> {
   assertEquals(s.proxy.calls - before, 1, "introspection calls for 100 concurrent requests with one new token");
 }
 
+/** `mcp-gate check` with the gateway's environment, and with a wrong secret. */
+function checkCommand(target: Target) {
+  return async (s: Stack): Promise<void> => {
+    const env = { ...gatewayEnv(s.as, s.upstream, {}), RESOURCE_URI: s.gw.resource, METRICS_ADDR: "" };
+    const good = await runGatewayCommand(target, ["check"], env, 30_000);
+    const ctx = `${good.stdout}\n${good.stderr}`;
+    assertEquals(good.code, 0, ctx);
+    assertStringIncludes(good.stdout, "Token introspection (opaque access tokens)", ctx);
+    assertStringIncludes(
+      good.stdout,
+      `  ✓ The introspection endpoint ${s.as.introspectionEndpoint} is published in ${s.as.issuer}/.well-known/`,
+      ctx,
+    );
+    assertStringIncludes(
+      good.stdout,
+      `  ✓ INTROSPECTION_CLIENT_ID "mcp-gate" may introspect, and a random string is {"active": false}.\n`,
+      ctx,
+    );
+    const bad = await runGatewayCommand(
+      target,
+      ["check"],
+      { ...env, INTROSPECTION_CLIENT_SECRET: "not-the-secret" },
+      30_000,
+    );
+    assertEquals(bad.code, 1, `${bad.stdout}\n${bad.stderr}`);
+    assertStringIncludes(
+      bad.stdout,
+      "  ✗ The introspection endpoint refused the gateway's credentials (HTTP 401), so every opaque token would get " +
+        "503: register the gateway at the authorization server as a confidential client allowed to introspect, with " +
+        "client_secret_basic, and set INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET to its id and secret.\n",
+      bad.stdout,
+    );
+    for (const out of [good.stdout + good.stderr, bad.stdout + bad.stderr]) {
+      assert(!out.includes(s.as.gateway.client_secret), "check printed the client secret");
+      assert(!out.includes("not-the-secret"), "check printed the client secret");
+    }
+  };
+}
+
 async function metrics(s: Stack): Promise<void> {
   const res = await fetch(s.metricsUrl);
   const text = await res.text();
@@ -429,10 +478,123 @@ for (const target of TARGETS) {
           ["introspection endpoint down → 503, then recovery", endpointDown],
           ["100 concurrent requests with one new token → 1 introspection call", singleFlight],
           ["introspection metrics", metrics],
+          ["mcp-gate check introspects a random string; a wrong secret is named with its fix", checkCommand(target)],
         ];
         let ok = true;
         for (const [name, step] of steps) ok = (await t.step(name, () => step(s))) && ok;
         assert(ok, "a step failed");
       }),
+  });
+}
+
+/** A metadata document without introspection_endpoint: start-up stops, naming INTROSPECTION_ENDPOINT. */
+async function missingEndpoint(target: Target): Promise<void> {
+  const issuer = await startIssuer();
+  const upstream = await startUpstream();
+  try {
+    const env = helperGatewayEnv(issuer, upstream, {
+      INTROSPECTION_CLIENT_ID: "mcp-gate",
+      INTROSPECTION_CLIENT_SECRET: "pw-not-shown",
+    });
+    const r = await runGatewayCommand(target, [], env, 30_000);
+    const ctx = `${r.stdout}\n${r.stderr}`;
+    assertEquals(r.code, 1, ctx);
+    const line = r.stdout.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l))
+      .find((l) => l.msg === "invalid configuration");
+    assertEquals(line?.level, "error", ctx);
+    assertEquals(line?.problems.length, 1, ctx);
+    assertStringIncludes(line?.problems[0], "INTROSPECTION_ENDPOINT is not set: ", ctx);
+    assertStringIncludes(
+      line?.problems[0],
+      `metadata ${issuer.issuer}/.well-known/oauth-authorization-server has no introspection_endpoint`,
+      ctx,
+    );
+    assertStringIncludes(r.stderr, "INTROSPECTION_ENDPOINT", ctx);
+    assert(!ctx.includes("pw-not-shown"), "the secret was printed");
+  } finally {
+    await Promise.all([issuer.close(), upstream.close()]);
+  }
+}
+
+/** The authorization server is down at start-up: not ready, 503, until it comes up; then tokens work. */
+async function serverLate(target: Target): Promise<void> {
+  const port = freePort();
+  const secret = crypto.randomUUID();
+  const upstream = await startUpstream();
+  let gw: StartedGateway | undefined;
+  let as: OpaqueAs | undefined;
+  try {
+    gw = await StartedGateway.start(target, {
+      LISTEN_ADDR: "127.0.0.1:0",
+      UPSTREAM_URL: upstream.url,
+      RESOURCE_URI,
+      AUTHORIZATION_SERVER: `http://127.0.0.1:${port}`,
+      INTROSPECTION_CLIENT_ID: "mcp-gate",
+      INTROSPECTION_CLIENT_SECRET: secret,
+      METRICS_ADDR: "",
+      RATE_LIMIT_RPS: "0",
+      SHUTDOWN_TIMEOUT: "5s",
+    }, { waitFor: "listening" });
+    const ready = await fetch(`${gw.url}/readyz`);
+    await ready.body?.cancel();
+    assertEquals(ready.status, 503);
+    const early = await fetch(`${gw.url}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: "Bearer some-opaque-token",
+        "content-type": "application/json",
+        "user-agent": "late-1",
+      },
+      body: ListTools,
+    });
+    assertUnavailable(
+      { status: early.status, headers: early.headers, text: await early.text() },
+      "before the AS is up",
+    );
+    assertEquals((await gw.accessLog("late-1")).reason, "introspection_unavailable");
+
+    as = await startOpaqueAs(port, secret);
+    const token = await clientToken(as, as.machine, RESOURCE_URI);
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const r = await fetch(`${gw.url}/readyz`);
+      await r.body?.cancel();
+      if (r.status === 200) break;
+      assert(Date.now() < deadline, `not ready 20 s after the authorization server came up\n${gw.describe()}`);
+      await sleep(200);
+    }
+    const later = await fetch(`${gw.url}/mcp`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "user-agent": "late-2" },
+      body: ListTools,
+    });
+    assertEquals(later.status, 200, await later.text());
+    const seen = upstream.requests.filter((q) => q.headers["user-agent"] === "late-2");
+    assertEquals(seen.map((q) => [q.headers["x-auth-subject"], q.headers["x-auth-client-id"]]), [[
+      "machine",
+      "machine",
+    ]]);
+    await gw.stopAndCheck([token, secret]);
+  } finally {
+    await gw?.kill();
+    await stopAll(as?.proc);
+    await upstream.close();
+  }
+}
+
+for (const target of TARGETS) {
+  Deno.test({
+    name: `[${target.name}] introspection at start-up: no endpoint in the metadata, authorization server late`,
+    fn: async (t) => {
+      const a = await t.step(
+        "metadata without introspection_endpoint → exit 1 naming INTROSPECTION_ENDPOINT",
+        () => missingEndpoint(target),
+      );
+      const b = await t.step(
+        "authorization server down at start-up → /readyz 503 and 503, then ready",
+        () => serverLate(target),
+      );
+      assert(a && b, "a step failed");
+    },
   });
 }

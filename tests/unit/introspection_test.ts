@@ -17,6 +17,7 @@ import {
   MaxAnswerBytes,
 } from "../../src/auth/introspection_request.ts";
 import type { Identity } from "../../src/auth/identity.ts";
+import { checkIntrospection } from "../../src/auth/introspection_check.ts";
 
 const ISSUER = "https://auth.example.com";
 const RESOURCE = "https://mcp.example.com/mcp";
@@ -474,7 +475,10 @@ Deno.test("acceptAnswer() accepts what the rules allow at their edges", async (t
     { description: "aud as an array with one of ours", answer: activeAnswer({ aud: ["https://x", RESOURCE] }) },
     { description: "the second expected audience", answer: activeAnswer({ aud: "https://other.example.com" }) },
     { description: "no token_type", answer: activeAnswer({ token_type: undefined }) },
-    { description: "token_type access_token (not a refresh token)", answer: activeAnswer({ token_type: "access_token" }) },
+    {
+      description: "token_type access_token (not a refresh token)",
+      answer: activeAnswer({ token_type: "access_token" }),
+    },
     { description: "no scope", answer: activeAnswer({ scope: undefined }) },
   ];
   for (const c of cases) {
@@ -836,4 +840,79 @@ Deno.test("IntrospectionVerifier.close() ends start()'s retries", async () => {
     await started;
     assertEquals(verifier.ready, false);
   }, { discover: true });
+});
+
+// ---------------------------------------------------------------------------------------
+// mcp-gate check
+
+function checkConfig(ep: FakeEndpoint, over: Record<string, string> = {}) {
+  return loadConfig({
+    UPSTREAM_URL: "http://127.0.0.1:3000",
+    RESOURCE_URI: RESOURCE,
+    AUTHORIZATION_SERVER: ep.origin,
+    INTROSPECTION_CLIENT_ID: CLIENT_ID,
+    INTROSPECTION_CLIENT_SECRET: CLIENT_SECRET,
+    ...over,
+  });
+}
+
+Deno.test("checkIntrospection() introspects a random string and expects active: false", async () => {
+  await withEndpoint(async (ep) => {
+    ep.metadata = { issuer: ep.origin, introspection_endpoint: ep.url };
+    const found = await checkIntrospection(checkConfig(ep), fetch);
+    assertEquals(found.map((f) => f.kind), ["ok", "ok"]);
+    assertStringIncludes(found[0]!.text, `The introspection endpoint ${ep.url} is published in`);
+    assertEquals(
+      found[1]!.text,
+      `INTROSPECTION_CLIENT_ID "${CLIENT_ID}" may introspect, and a random string is {"active": false}.`,
+    );
+    assertEquals(ep.calls.length, 1);
+    assertEquals(ep.calls[0]!.form.token!.length, 43);
+    assertEquals(ep.calls[0]!.headers.authorization, basicCredentials(CLIENT_ID, CLIENT_SECRET));
+  });
+});
+
+Deno.test("checkIntrospection() names the fix for each problem, in one sentence", async (t) => {
+  await withEndpoint(async (ep) => {
+    const cases: { description: string; setup: () => void; env?: Record<string, string>; text: string }[] = [
+      {
+        description: "401: wrong credentials",
+        setup: () => ep.handler = () => Response.json({ error: "invalid_client" }, { status: 401 }),
+        text: "The introspection endpoint refused the gateway's credentials (HTTP 401), so every opaque token would " +
+          "get 503: register the gateway at the authorization server as a confidential client allowed to " +
+          "introspect, with client_secret_basic, and set INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET " +
+          "to its id and secret.",
+      },
+      {
+        description: "a random string is active",
+        setup: () => ep.handler = () => Response.json({ active: true }),
+        text: "The introspection endpoint says a random string is active, so it would let any token through: make " +
+          "INTROSPECTION_ENDPOINT the authorization server's real RFC 7662 endpoint.",
+      },
+      {
+        description: "no introspection_endpoint in the metadata",
+        setup: () => ep.metadata = { issuer: ep.origin },
+        text: `The metadata at ${ep.origin}/.well-known/oauth-authorization-server has no usable ` +
+          "introspection_endpoint, so the gateway will not start with INTROSPECTION_CLIENT_ID set: set " +
+          "INTROSPECTION_ENDPOINT to the authorization server's RFC 7662 endpoint.",
+      },
+      {
+        description: "an endpoint that is not one",
+        setup: () => ep.handler = () => new Response("<html></html>", { headers: { "content-type": "text/html" } }),
+        env: { INTROSPECTION_ENDPOINT: `${ep.origin}/introspect` },
+        text: `Introspecting a test token failed (POST ${ep.origin}/introspect: the answer is not JSON), so every ` +
+          "opaque token would get 503: check INTROSPECTION_ENDPOINT and that the authorization server is " +
+          "reachable from here.",
+      },
+    ];
+    for (const c of cases) {
+      await t.step(c.description, async () => {
+        ep.metadata = { issuer: ep.origin, introspection_endpoint: ep.url };
+        c.setup();
+        const found = await checkIntrospection(checkConfig(ep, c.env), fetch);
+        assertEquals(found.at(-1), { kind: "problem", text: c.text });
+        assert(!JSON.stringify(found).includes(CLIENT_SECRET));
+      });
+    }
+  });
 });
