@@ -4,8 +4,8 @@ import { assert, assertEquals, assertMatch } from "@std/assert";
 import { connectRedis, type RedisConnection } from "../../src/limits/redis_client.ts";
 import { bucketArgs, bucketKey, MaxKeyLifeMs, retryAfterSeconds } from "../../src/limits/script.ts";
 import { silentLogger } from "../../src/logging.ts";
-import { sha256Hex, startRedis } from "../_helpers/redis_server.ts";
-import { sleep, waitFor } from "../_helpers/http.ts";
+import { eventually, sha256Hex, startRedis } from "../_helpers/redis_server.ts";
+import { sleep } from "../_helpers/http.ts";
 import type { RedisSettings } from "../../src/limits/config.ts";
 
 function settings(port: number, password?: string): RedisSettings {
@@ -22,7 +22,7 @@ function settings(port: number, password?: string): RedisSettings {
 
 async function connected(port: number): Promise<RedisConnection> {
   const conn = connectRedis(settings(port), silentLogger);
-  await waitFor(() => conn.ready, 5_000);
+  await eventually(() => conn.ready, 5_000, "connected to Redis");
   return conn;
 }
 

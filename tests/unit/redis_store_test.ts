@@ -9,8 +9,7 @@ import { connectRedis, type RedisConnection } from "../../src/limits/redis_clien
 import { type BucketBackend, FailureReporter, SharedBucket } from "../../src/limits/shared_bucket.ts";
 import { StoreUnavailable } from "../../src/limits/store.ts";
 import { createLogger, type Logger } from "../../src/logging.ts";
-import { startRedis } from "../_helpers/redis_server.ts";
-import { waitFor } from "../_helpers/http.ts";
+import { eventually, startRedis } from "../_helpers/redis_server.ts";
 
 function settings(port: number, password?: string): RedisSettings {
   return {
@@ -74,7 +73,7 @@ async function take(r: Replica, key: string): Promise<{ result: number; ms: numb
 
 async function ready(port: number, log = recordingLog().log, password?: string): Promise<RedisConnection> {
   const conn = connectRedis(settings(port, password), log);
-  await waitFor(() => conn.ready, 5_000);
+  await eventually(() => conn.ready, 5_000, "connected to Redis");
   return conn;
 }
 
@@ -113,13 +112,13 @@ Deno.test("SharedBucket: two replicas share one bucket; Redis down, stalled and 
         assertEquals(warns.length, 1, "one warning for seven failures within 10 s");
         assertEquals(warns[0]!.error, "no answer from Redis within REDIS_TIMEOUT (50 ms)");
         assertEquals(warns[0]!.fallback, "this replica's own buckets");
-        await waitFor(() => a.bucket.pending === 0, 5_000);
+        await eventually(() => a.bucket.pending === 0, 5_000, "the paused decisions settle");
       },
     );
 
     await t.step("Redis killed: decisions fail at once (no connection to wait for)", async () => {
       await redis.stop();
-      await waitFor(() => !c1.ready && !c2.ready, 5_000);
+      await eventually(() => !c1.ready && !c2.ready, 5_000, "both connections notice Redis is gone");
       const before = a.errors();
       const sync = a.bucket.take("198.51.100.3");
       assertEquals(typeof sync, "number", "no Promise while disconnected");
@@ -132,7 +131,7 @@ Deno.test("SharedBucket: two replicas share one bucket; Redis down, stalled and 
     await t.step("Redis restarted: both replicas reconnect and share again within a few seconds", async () => {
       await redis.restart();
       const start = Date.now();
-      await waitFor(() => c1.ready && c2.ready, 8_000);
+      await eventually(() => c1.ready && c2.ready, 8_000, "both connections are back");
       assertLess(Date.now() - start, 8_000);
       const results: number[] = [];
       for (let i = 0; i < 10; i++) results.push((await take(i % 2 ? b : a, "198.51.100.4")).result);
@@ -170,7 +169,7 @@ Deno.test("connectRedis(): a wrong password is logged naming Redis, never the pa
   const log = recordingLog();
   const conn = connectRedis(settings(redis.port, wrong), log.log);
   try {
-    await waitFor(() => log.lines.some((l) => l.level === "error"), 5_000);
+    await eventually(() => log.lines.some((l) => l.level === "error"), 5_000, "an error log line about Redis");
     const error = log.lines.find((l) => l.level === "error")!;
     assertEquals(error.msg, "redis unavailable: rate limits are decided per replica until it answers");
     assertEquals(error.redis, `redis://:***@127.0.0.1:${redis.port}/0`);
