@@ -20,10 +20,15 @@ import { checkIntrospection } from "./auth/introspection_check.ts";
 import { metadataDocument } from "./routes/metadata.ts";
 import { upstreamTarget } from "./proxy/forward.ts";
 import { Version } from "./version.ts";
+import { describeScopePolicy } from "./policy/describe.ts";
+import { insufficientScope } from "./middleware/authorize.ts";
+import { authErrorResponse } from "./middleware/error_response.ts";
 
 export interface CheckDeps {
   fetch: typeof fetch;
   print: (line: string) => void;
+  /** Reads SCOPE_RULES=@path (the runtime's file reader). */
+  readTextFile?: (path: string) => string;
 }
 
 /** The protocol revision the upstream probe speaks. */
@@ -96,7 +101,7 @@ export async function runCheck(env: Readonly<Record<string, string>>, deps: Chec
   r.section("Configuration");
   let config: Config;
   try {
-    config = loadConfig(env);
+    config = loadConfig(env, deps.readTextFile ? { readTextFile: deps.readTextFile } : {});
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     for (const p of e.problems) r.problem(`${formatProblem(p)}.`);
@@ -122,6 +127,7 @@ export async function runCheck(env: Readonly<Record<string, string>>, deps: Chec
   }
   await checkUpstream(config, deps.fetch, r);
   showClientView(config, r);
+  showScopePolicy(config, r);
 
   r.section(
     r.problems === 0
@@ -495,6 +501,14 @@ async function firstSseMessage(res: Response, signal: AbortSignal): Promise<unkn
   }
   if (data.length > 0) return JSON.parse(data.join("\n"));
   throw new Error("the event stream ended without a response");
+}
+
+function showScopePolicy(config: Config, r: Report): void {
+  if (config.scopeRules === undefined && Object.keys(config.scopeImplies).length === 0) return;
+  r.section("Per-tool authorization (SCOPE_RULES, SCOPE_IMPLIES) as understood");
+  const challengeFor = (needed: readonly string[]) =>
+    authErrorResponse(config, insufficientScope(needed, needed, [])).headers.get("www-authenticate") ?? "";
+  for (const line of describeScopePolicy(config, challengeFor)) r.text(line);
 }
 
 function showClientView(config: Config, r: Report): void {

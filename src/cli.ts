@@ -47,7 +47,11 @@ export async function main(rt: Runtime): Promise<void> {
       return serve(rt);
     case "check":
       return rt.exit(
-        await runCheck(rt.env(), { fetch: globalThis.fetch.bind(globalThis), print: (line) => console.log(line) }),
+        await runCheck(rt.env(), {
+          fetch: globalThis.fetch.bind(globalThis),
+          print: (line) => console.log(line),
+          readTextFile: rt.readTextFile,
+        }),
       );
     case "healthcheck":
       return rt.exit(await healthcheck(rt.env()));
@@ -91,7 +95,7 @@ function listenError(e: unknown): string {
 
 function configOrExit(rt: Runtime): Config {
   try {
-    return loadConfig(rt.env());
+    return loadConfig(rt.env(), { readTextFile: rt.readTextFile });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     createLogger("error").error("invalid configuration", {

@@ -74,12 +74,14 @@ export class AuthError extends GatewayError {
   readonly bearerError: BearerErrorCode;
   readonly description: string;
   readonly hint: string | undefined;
+  /** insufficient_scope: every scope the request needs, for the challenge's `scope`. */
+  readonly scopes: readonly string[] | undefined;
   constructor(
     code: AuthReason,
     status: 400 | 401 | 403 | 503,
     bearerError: BearerErrorCode,
     description: string,
-    options?: { hint?: string | undefined; cause?: unknown },
+    options?: { hint?: string | undefined; cause?: unknown; scopes?: readonly string[] | undefined },
   ) {
     super(code, description, options);
     this.code = code;
@@ -87,6 +89,7 @@ export class AuthError extends GatewayError {
     this.bearerError = bearerError;
     this.description = description;
     this.hint = options?.hint;
+    this.scopes = options?.scopes;
   }
 }
 

@@ -479,10 +479,70 @@ export class GatewayMetrics {
     this.#activeConnections.dec();
   }
 
+  readonly #mcpRequests = this.registry.counter(
+    "mcpgate_mcp_requests_total",
+    "JSON-RPC messages classified under SCOPE_RULES, by MCP method (other: a method outside the MCP " +
+      "specification, or a response) and outcome (allowed, denied, invalid)",
+    ["method", "outcome"],
+  );
+  /** method label → [allowed, denied, invalid]. */
+  readonly #mcpSeries = new Map<string, CounterChild[]>();
+
+  /** One JSON-RPC message (SCOPE_RULES): its method (undefined: a response or unreadable) and outcome. */
+  mcpMessage(method: string | undefined, outcome: McpOutcome): void {
+    const label = method !== undefined && McpMethodNames.has(method) ? method : "other";
+    let row = this.#mcpSeries.get(label);
+    if (row === undefined) {
+      row = McpOutcomes.map((o) => this.#mcpRequests.labels(label, o));
+      this.#mcpSeries.set(label, row);
+    }
+    row[McpOutcomes.indexOf(outcome)]!.inc();
+  }
+
   render(): string {
     return this.registry.render();
   }
 }
+
+export type McpOutcome = "allowed" | "denied" | "invalid";
+const McpOutcomes: readonly McpOutcome[] = ["allowed", "denied", "invalid"];
+
+/** The methods of the MCP specification (2024-11-05 to 2026-07-28): the only values of the method label. */
+export const McpMethodNames: ReadonlySet<string> = new Set([
+  "initialize",
+  "ping",
+  "server/discover",
+  "subscriptions/listen",
+  "tools/list",
+  "tools/call",
+  "resources/list",
+  "resources/templates/list",
+  "resources/read",
+  "resources/subscribe",
+  "resources/unsubscribe",
+  "prompts/list",
+  "prompts/get",
+  "completion/complete",
+  "logging/setLevel",
+  "tasks/get",
+  "tasks/result",
+  "tasks/list",
+  "tasks/cancel",
+  "sampling/createMessage",
+  "elicitation/create",
+  "roots/list",
+  "notifications/initialized",
+  "notifications/cancelled",
+  "notifications/progress",
+  "notifications/message",
+  "notifications/resources/updated",
+  "notifications/resources/list_changed",
+  "notifications/tools/list_changed",
+  "notifications/prompts/list_changed",
+  "notifications/roots/list_changed",
+  "notifications/elicitation/complete",
+  "notifications/tasks/status",
+]);
 
 /** The fetch handler of the metrics listener: GET/HEAD /metrics, 404 elsewhere. */
 export function metricsHandler(metrics: { render(): string }): (req: Request) => Response {

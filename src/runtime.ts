@@ -41,6 +41,8 @@ export interface Runtime {
   raiseFetchCap(): void;
   args: string[];
   env(): Record<string, string>;
+  /** Reads a UTF-8 file (SCOPE_RULES=@path); throws with the runtime's reason. */
+  readTextFile(path: string): string;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
   onSignal(handler: (signal: string) => void): void;
   exit(code: number): never;
@@ -140,7 +142,12 @@ function raiseBunFetchCap(proc: NodeProcess): void {
 /** Deno's HTTP parser answers 400 itself once the request head passes about 64 KiB. */
 const DenoMaxHeaderBytes = 65_536;
 
-function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: number }): Runtime {
+function bunRuntime(
+  bun: BunGlobal,
+  proc: NodeProcess,
+  http: { maxHeaderSize: number },
+  fs: { readFileSync(path: string, encoding: "utf8"): string },
+): Runtime {
   return {
     name: "bun",
     version: bun.version,
@@ -151,6 +158,7 @@ function bunRuntime(bun: BunGlobal, proc: NodeProcess, http: { maxHeaderSize: nu
     raiseFetchCap: () => raiseBunFetchCap(proc),
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
+    readTextFile: (path) => fs.readFileSync(path, "utf8"),
     serve(handler, opts) {
       // Bun answers a request head over its limit (16 KiB unless --max-http-header-size)
       // with its own 431 before any handler runs; leave room so that the gateway itself
@@ -186,6 +194,7 @@ function denoRuntime(deno: typeof Deno): Runtime {
     raiseFetchCap: () => {},
     args: deno.args,
     env: () => deno.env.toObject(),
+    readTextFile: (path) => deno.readTextFileSync(path),
     serve(handler, opts) {
       const server = deno.serve({
         hostname: opts.hostname,
@@ -214,8 +223,8 @@ function denoRuntime(deno: typeof Deno): Runtime {
 export async function detectRuntime(): Promise<Runtime> {
   if (g.Bun && g.process) {
     // node:http holds Bun's HTTP header limit (settable, unlike a Bun.serve option).
-    const http = await import("node:http");
-    return bunRuntime(g.Bun, g.process, http.default);
+    const [http, fs] = await Promise.all([import("node:http"), import("node:fs")]);
+    return bunRuntime(g.Bun, g.process, http.default, fs);
   }
   if (g.Deno) return denoRuntime(g.Deno);
   throw new Error("mcp-gate runs on Deno or Bun; for other runtimes embed createGateway() from mod.ts");

@@ -17,7 +17,8 @@ export function authErrorResponse(config: Config, e: AuthError): Response {
   if (e.status === 503) {
     return jsonResponse(503, errorBody("temporarily_unavailable", e.description), { "retry-after": "5" });
   }
-  const scopes = e.code === "insufficient_scope" ? config.requiredScopes : config.scopesSupported;
+  // 403: exactly the scopes this request needs (SEP-2350); 401: the baseline.
+  const scopes = e.code === "insufficient_scope" ? e.scopes ?? config.requiredScopes : config.scopesSupported;
   const challenge = buildChallenge({
     realm: config.authRealm,
     resourceMetadataUrl: config.resourceMetadataUrl,

@@ -1,7 +1,11 @@
 /**
- * MCP request metadata header values (2026-07-28): a value that is unsafe as header text is
- * sent as `=?base64?<standard base64 of its UTF-8 bytes>?=`. Anything else is taken as is.
+ * MCP request metadata headers (2026-07-28): `Mcp-Method` and `Mcp-Name` mirror the body's
+ * `method` and `params.name`/`params.uri`. A value that is unsafe as header text is sent as
+ * `=?base64?<standard base64 of its UTF-8 bytes>?=`; anything else is taken as is. A party
+ * that reads the body must refuse a header that disagrees with it (-32020).
  */
+import type { JsonRpcId, McpMessage } from "./jsonrpc.ts";
+
 const Prefix = "=?base64?";
 const Suffix = "?=";
 const Base64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -26,4 +30,28 @@ export function decodeHeaderValue(value: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+export interface HeaderMismatch {
+  header: "Mcp-Method" | "Mcp-Name";
+  /** The id of the first message the header disagrees with. */
+  id: JsonRpcId;
+}
+
+/**
+ * The first disagreement between the Mcp-Method / Mcp-Name headers, when sent, and the
+ * messages of the body: a header describes every message of a batch. Mcp-Name disagrees
+ * with a message that has no name too. undefined: no disagreement (or no such header).
+ */
+export function headerMismatch(headers: Headers, messages: readonly McpMessage[]): HeaderMismatch | undefined {
+  const rawMethod = headers.get("mcp-method");
+  const rawName = headers.get("mcp-name");
+  if (rawMethod === null && rawName === null) return undefined;
+  const method = rawMethod === null ? null : decodeHeaderValue(rawMethod);
+  const name = rawName === null ? null : decodeHeaderValue(rawName);
+  for (const m of messages) {
+    if (method !== null && (method === undefined || m.method !== method)) return { header: "Mcp-Method", id: m.id };
+    if (name !== null && (name === undefined || m.name !== name)) return { header: "Mcp-Name", id: m.id };
+  }
+  return undefined;
 }

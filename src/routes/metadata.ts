@@ -9,7 +9,7 @@ export function metadataDocument(config: Config): string {
   return JSON.stringify({
     resource: config.resourceUri,
     authorization_servers: config.authorizationServers,
-    scopes_supported: config.scopesSupported,
+    scopes_supported: config.advertisedScopes,
     bearer_methods_supported: ["header"],
     resource_name: config.resourceName,
     ...(config.resourceDocumentation ? { resource_documentation: config.resourceDocumentation } : {}),

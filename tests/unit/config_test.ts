@@ -30,6 +30,9 @@ Deno.test("loadConfig() fills every field with its default", () => {
     expectedAudiences: [RESOURCE],
     requiredScopes: [],
     scopesSupported: [],
+    advertisedScopes: [],
+    scopeRules: undefined,
+    scopeImplies: {},
     resourceName: "mcp-gate",
     resourceDocumentation: undefined,
     authRealm: "mcp.example.com",
@@ -218,7 +221,7 @@ Deno.test("loadConfig() splits comma lists, trimming and dropping empty items", 
     {
       description: "SCOPES_SUPPORTED set explicitly",
       input: { REQUIRED_SCOPES: "mcp:read", SCOPES_SUPPORTED: "mcp:read,mcp:write,offline_access" },
-      expected: { requiredScopes: ["mcp:read"], scopesSupported: ["mcp:read", "mcp:write", "offline_access"] },
+      expected: { requiredScopes: ["mcp:read"], scopesSupported: ["mcp:read", "mcp:write"] },
     },
     {
       description: "empty SCOPES_SUPPORTED falls back to REQUIRED_SCOPES",
