@@ -33,7 +33,6 @@ import { originCheck } from "./middleware/origin_check.ts";
 import { authenticate } from "./middleware/authenticate.ts";
 import { userLimits } from "./middleware/user_limits.ts";
 import { authorize } from "./middleware/authorize.ts";
-import { mcpPolicy } from "./middleware/mcp_policy.ts";
 import { proxy } from "./proxy/handler.ts";
 import { errorBody } from "./auth/challenge.ts";
 
@@ -108,8 +107,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   app.all("/.well-known/*", foreignDiscovery(config.resourceMetadataUrl));
   app.use(authenticate({ jwt: jwt.verifier, opaque }, tracer));
   if (limits.user) app.use(userLimits(limits.user, metrics));
-  if (config.scopeRules !== undefined) app.use(mcpPolicy(config, metrics));
-  app.use(authorize(config, metrics));
+  app.use(authorize(config.requiredScopes, metrics));
   app.all(
     "*",
     proxy(config, {
@@ -118,6 +116,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
       tracer,
       disableTimeouts: deps.disableTimeouts,
       primeEventStreams: deps.primeEventStreams ?? false,
+      log,
     }),
   );
 

@@ -11,7 +11,8 @@ import type { Identity } from "../auth/identity.ts";
 import { RequestError, UpstreamError } from "../errors.ts";
 import type { GatewayEnv, RequestState } from "../context.ts";
 import { forward, stripAccessToken, upstreamTarget } from "./forward.ts";
-import { type UpstreamIdentity, upstreamRequestHeaders } from "./headers.ts";
+import type { Logger } from "../logging.ts";
+import { requestHeaderFilter, type UpstreamIdentity, upstreamRequestHeaders } from "./headers.ts";
 
 export interface ProxyDeps {
   fetch: typeof fetch;
@@ -20,6 +21,8 @@ export interface ProxyDeps {
   /** Lifts the runtime's idle timeout for a proxied (possibly long-lived) request. */
   disableTimeouts: ((req: Request) => void) | undefined;
   primeEventStreams: boolean;
+  /** At debug: the names of client-sent identity headers dropped. */
+  log?: Logger | undefined;
 }
 
 function claimValue(v: unknown): string {
@@ -27,9 +30,10 @@ function claimValue(v: unknown): string {
 }
 
 /** Builds the upstream request's headers from the client's, the connection and the verified identity. */
-function upstreamHeaders(config: Config): (req: Request, state: RequestState) => Headers {
+function upstreamHeaders(config: Config, log: Logger | undefined): (req: Request, state: RequestState) => Headers {
   const claimHeaders = config.claimHeaders;
-  const identityExtraHeaders = claimHeaders.map(([, h]) => h.toLowerCase());
+  const filter = requestHeaderFilter(claimHeaders.map(([, h]) => h), config.stripRequestHeaders);
+  const debug = log?.enabled("debug") ? log : undefined;
   const upstreamIdentity = (identity: Identity): UpstreamIdentity | null =>
     config.identityHeaders
       ? {
@@ -55,8 +59,10 @@ function upstreamHeaders(config: Config): (req: Request, state: RequestState) =>
         host: (trustedPeer && req.headers.get("x-forwarded-host")) || (req.headers.get("host") ?? new URL(url).host),
         priorForwardedFor: trustedPeer ? req.headers.get("x-forwarded-for") : null,
       },
-      identityExtraHeaders,
+      filter,
       config.forwardToken ? state.token! : null,
+      debug &&
+        ((names) => debug.debug("client identity headers stripped", { headers: names, request_id: state.requestId })),
     );
     headers.set("x-request-id", state.requestId);
     return headers;
@@ -65,7 +71,7 @@ function upstreamHeaders(config: Config): (req: Request, state: RequestState) =>
 
 export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
   const { metrics, tracer } = deps;
-  const headersFor = upstreamHeaders(config);
+  const headersFor = upstreamHeaders(config, deps.log);
 
   return async function proxyHandler(c) {
     const req = c.req.raw;

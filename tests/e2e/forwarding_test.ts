@@ -35,7 +35,15 @@ for (const target of gatewayTargets()) {
   Deno.test(`gateway forwards requests and responses cleanly [${target.name}]`, async (t) => {
     await using issuer = await startIssuer();
     await using upstream = await startUpstream();
-    await using gw = await startGateway(target, gatewayEnv(issuer, upstream, { MAX_REQUEST_BODY: "1048576" }));
+    await using gw = await startGateway(
+      target,
+      gatewayEnv(issuer, upstream, {
+        MAX_REQUEST_BODY: "1048576",
+        STRIP_REQUEST_HEADERS: "X-Tenant,X-Corp-*",
+        // The debug line naming stripped identity headers is checked below.
+        LOG_LEVEL: "debug",
+      }),
+    );
     const token = await issuer.sign();
 
     await t.step("POST /mcp: credentials, cookies, hop-by-hop and spoofed identity headers stay behind", async () => {
@@ -103,6 +111,92 @@ for (const target of gatewayTargets()) {
       for (const k of ["duration_ms", "client_ip", "request_id", "time", "level"]) {
         assert(k in log, `access log has ${k}`);
       }
+    });
+
+    await t.step(
+      "identity headers other proxies set, and STRIP_REQUEST_HEADERS, never reach the upstream",
+      async () => {
+        upstream.reset();
+        const spoofed: [string, string][] = [
+          ["X-Forwarded-User", "admin"],
+          ["X-Forwarded-Email", "admin@example.com"],
+          ["X-Forwarded-Preferred-Username", "admin"],
+          ["X-Forwarded-Groups", "admins"],
+          ["X-Forwarded-Access-Token", "stolen-token"],
+          ["X-Auth-Request-User", "admin"],
+          ["X-Auth-Request-Email", "admin@example.com"],
+          ["Remote-User", "admin"],
+          ["Remote-Email", "admin@example.com"],
+          ["Remote-Groups", "admins"],
+          ["Remote-Name", "Admin"],
+          ["X-Remote-User", "admin"],
+          ["X-User", "admin"],
+          ["X-Email", "admin@example.com"],
+          ["X-Pomerium-Jwt-Assertion", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9."],
+          ["X-Pomerium-Claim-Groups", "admins"],
+          ["X-Tenant", "other-tenant"],
+          ["X-Corp-Role", "owner"],
+        ];
+        const requestId = "strip-check-1";
+        const res = await rawRequest(gw.port, {
+          method: "POST",
+          target: "/mcp",
+          headers: [
+            ["Authorization", `Bearer ${token}`],
+            ["Content-Type", "application/json"],
+            ["X-Request-Id", requestId],
+            ["X-Corporate", "kept: no dash after the prefix"],
+            ...spoofed,
+          ],
+          body: rpc(8),
+        });
+        assertEquals(res.status, 200, res.text);
+        const seen = onlyUpstreamRequest(upstream);
+        for (const [name] of spoofed) {
+          assertEquals(seen.headers[name.toLowerCase()], undefined, `${name} must not reach the upstream`);
+        }
+        assertEquals(seen.headers["x-corporate"], "kept: no dash after the prefix");
+        assertEquals(seen.headers["x-auth-subject"], "user-123");
+        const debug = gw.find((l) => l.msg === "client identity headers stripped" && l.request_id === requestId);
+        assertEquals(debug.length, 1, "one debug line for the request");
+        assertEquals(debug[0]!.level, "debug");
+        assertEquals((debug[0]!.headers as string[]).toSorted(), spoofed.map(([n]) => n.toLowerCase()).toSorted());
+        const line = JSON.stringify(debug[0]);
+        for (const value of ["admin@example.com", "stolen-token", "other-tenant", "owner"]) {
+          assert(!line.includes(value), `the debug line carries a header value: ${line}`);
+        }
+      },
+    );
+
+    await t.step("Mcp-Method, Mcp-Name and Mcp-Param-* pass through unchanged, whatever their case", async () => {
+      upstream.reset();
+      const mcpHeaders: [string, string][] = [
+        ["MCP-METHOD", "tools/call"],
+        ["mcp-name", "=?base64?Z2V0X3dlYXRoZXI=?="],
+        ["Mcp-Param-City", "=?base64?U8OjbyBQYXVsbw==?="],
+        ["mCp-PaRaM-Units", "metric"],
+        ["Mcp-Param-X-Unknown-To-Anyone", "  spaced  value ; with=odd,chars "],
+        ["MCP-Protocol-Version", "2026-07-28"],
+      ];
+      const body = JSON.stringify({
+        jsonrpc: "2.0",
+        id: 9,
+        method: "tools/call",
+        params: { name: "get_weather", arguments: { city: "São Paulo", units: "metric" } },
+      });
+      const res = await rawRequest(gw.port, {
+        method: "POST",
+        target: "/mcp",
+        headers: [["Authorization", `Bearer ${token}`], ["Content-Type", "application/json"], ...mcpHeaders],
+        body,
+      });
+      assertEquals(res.status, 200, res.text);
+      const seen = onlyUpstreamRequest(upstream);
+      for (const [name, value] of mcpHeaders) {
+        // HTTP trims a field value's surrounding whitespace on the way in; the rest stays byte for byte.
+        assertEquals(seen.headers[name.toLowerCase()], value.trim(), `${name} passed through`);
+      }
+      assertEquals(seen.body, body);
     });
 
     await t.step("a spoofed X-Auth-Client-Id does not survive for a token without client_id", async () => {

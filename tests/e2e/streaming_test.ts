@@ -93,16 +93,78 @@ Deno.test(
         try {
           const ev = await sse.next(20_000).catch((e) => e as Error);
           const end = ev instanceof Error ? null : await sse.next(2_000).catch((e) => e as Error);
-          return { target: gw.target, status: res.status, ev, end, ms: Date.now() - started };
+          const sseHeaders = [res.headers.get("x-accel-buffering"), res.headers.get("cache-control")];
+          return { target: gw.target, status: res.status, sseHeaders, ev, end, ms: Date.now() - started };
         } finally {
           await sse.cancel();
         }
       }));
       for (const r of results) {
         assertEquals(r.status, 200, r.target);
+        // On Bun the gateway primes a quiet stream so that its headers leave at once: these included.
+        assertEquals(r.sseHeaders, ["no", "no-cache"], `[${r.target}] X-Accel-Buffering, Cache-Control`);
         assertEquals(r.ev, { id: "1", data: '{"after_ms":15000}' }, `[${r.target}] event after 15 s of silence`);
         assertEquals(r.end, null, `[${r.target}] stream then ends cleanly`);
         assert(r.ms >= 15_000, `[${r.target}] took ${r.ms} ms`);
+      }
+      for (const gw of gateways) await gw.stopAndCheck(issuer.issued);
+    } finally {
+      for (const gw of gateways) await gw.kill();
+      await sleep(0);
+    }
+  },
+);
+
+// MCP 2026-07-28: `subscriptions/listen` is a long-lived POST response stream. It gets the
+// GET stream's treatment: a quiet stream outlives IDLE_TIMEOUT (on Bun, the server's idle
+// timeout) and UPSTREAM_TIMEOUT (which covers the time to the response headers only).
+Deno.test(
+  `gateway keeps a quiet POST response stream open past IDLE_TIMEOUT and UPSTREAM_TIMEOUT [${
+    gatewayTargets().map((t) => t.name).join(",")
+  }]`,
+  async () => {
+    await using issuer = await startIssuer();
+    await using upstream = await startUpstream();
+    const token = await issuer.sign();
+    const env = gatewayEnv(issuer, upstream, { IDLE_TIMEOUT: "2s", UPSTREAM_TIMEOUT: "2s" });
+    const gateways: Gateway[] = [];
+    try {
+      for (const target of gatewayTargets()) gateways.push(await startGateway(target, env));
+      const results = await Promise.all(gateways.map(async (gw) => {
+        const started = Date.now();
+        const res = await fetch(`${gw.url}/sse/silent?ms=4000`, {
+          method: "POST",
+          headers: {
+            authorization: `Bearer ${token}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+            "mcp-method": "subscriptions/listen",
+            "mcp-protocol-version": "2026-07-28",
+          },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "subscriptions/listen", params: {} }),
+        });
+        const sse = new SseReader(res.body!);
+        try {
+          const ev = await sse.next(10_000).catch((e) => String(e));
+          const end = typeof ev === "string" ? null : await sse.next(2_000).catch((e) => String(e));
+          return {
+            target: gw.target,
+            status: res.status,
+            headers: [res.headers.get("content-type"), res.headers.get("x-accel-buffering")],
+            ev,
+            end,
+            ms: Date.now() - started,
+          };
+        } finally {
+          await sse.cancel();
+        }
+      }));
+      for (const r of results) {
+        assertEquals(r.status, 200, r.target);
+        assertEquals(r.headers, ["text/event-stream", "no"], `[${r.target}] Content-Type, X-Accel-Buffering`);
+        assertEquals(r.ev, { id: "1", data: '{"after_ms":4000}' }, `[${r.target}] event after 4 s of silence`);
+        assertEquals(r.end, null, `[${r.target}] stream then ends cleanly`);
+        assert(r.ms >= 4_000, `[${r.target}] took ${r.ms} ms`);
       }
       for (const gw of gateways) await gw.stopAndCheck(issuer.issued);
     } finally {

@@ -2,6 +2,7 @@ import { assertEquals } from "@std/assert";
 import {
   clientResponseHeaders,
   type ForwardedInfo,
+  requestHeaderFilter,
   type UpstreamIdentity,
   upstreamRequestHeaders,
 } from "../../src/proxy/headers.ts";
@@ -32,6 +33,8 @@ const Fwd: ForwardedInfo = {
   host: "mcp.example.com",
   priorForwardedFor: null,
 };
+/** No claim headers, no STRIP_REQUEST_HEADERS. */
+const Plain = requestHeaderFilter([], []);
 const Identity: UpstreamIdentity = {
   sub: "user-123",
   scopes: ["mcp:read", "mcp:write"],
@@ -63,7 +66,7 @@ Deno.test("upstreamRequestHeaders() strips credentials, hop-by-hop and spoofed h
     "x-forwarded-proto": "http",
     "x-forwarded-host": "evil.example.com",
   });
-  const h = upstreamRequestHeaders(incoming, Identity, Fwd, [], null);
+  const h = upstreamRequestHeaders(incoming, Identity, Fwd, Plain, null);
   assertEquals(
     entries(h),
     entries(
@@ -81,7 +84,7 @@ Deno.test("upstreamRequestHeaders() strips credentials, hop-by-hop and spoofed h
 });
 
 Deno.test("upstreamRequestHeaders() leaves the MCP headers byte for byte", () => {
-  const h = upstreamRequestHeaders(new Headers(McpHeaders), null, Fwd, [], null);
+  const h = upstreamRequestHeaders(new Headers(McpHeaders), null, Fwd, Plain, null);
   for (const [name, value] of Object.entries(McpHeaders)) assertEquals(h.get(name), value, name);
 });
 
@@ -138,10 +141,128 @@ Deno.test("upstreamRequestHeaders() sets identity headers only from the verified
   ];
   for (const { description, input, expected } of cases) {
     await t.step(description, () => {
-      const h = upstreamRequestHeaders(new Headers(spoofed), input.identity, Fwd, input.extraStripped, null);
+      const h = upstreamRequestHeaders(
+        new Headers(spoofed),
+        input.identity,
+        Fwd,
+        requestHeaderFilter(input.extraStripped, []),
+        null,
+      );
       for (const [name, value] of Object.entries(expected)) assertEquals(h.get(name), value, name);
     });
   }
+});
+
+Deno.test("upstreamRequestHeaders() drops client-sent identity headers other proxies set", async (t) => {
+  const spoofed: Record<string, string> = {
+    "X-Forwarded-User": "admin",
+    "X-Forwarded-Email": "admin@example.com",
+    "X-Forwarded-Preferred-Username": "admin",
+    "X-Forwarded-Groups": "admins",
+    "X-Forwarded-Access-Token": "stolen",
+    "X-Auth-Request-User": "admin",
+    "X-Auth-Request-Email": "admin@example.com",
+    "x-auth-request-groups": "admins",
+    "Remote-User": "admin",
+    "Remote-Email": "admin@example.com",
+    "Remote-Groups": "admins",
+    "Remote-Name": "Admin",
+    "X-Remote-User": "admin",
+    "X-User": "admin",
+    "X-Email": "admin@example.com",
+    "X-Pomerium-Jwt-Assertion": "eyJ.x.y",
+    "X-Pomerium-Claim-Email": "admin@example.com",
+  };
+  const kept: Record<string, string> = {
+    ...McpHeaders,
+    "x-forwarded-username": "not on the list",
+    "x-users": "not on the list",
+    "remote-addr": "not on the list",
+    "x-pomerium": "no dash: not the prefix",
+    "x-auth-requests": "not the prefix",
+    "x-tenant": "acme",
+    "x-internal-role": "viewer",
+  };
+  const cases: {
+    description: string;
+    input: { strip: string[]; claims: string[] };
+    expected: { dropped: string[]; kept: string[] };
+  }[] = [
+    {
+      description: "the built-in list and prefixes",
+      input: { strip: [], claims: [] },
+      expected: { dropped: Object.keys(spoofed), kept: Object.keys(kept) },
+    },
+    {
+      description: "STRIP_REQUEST_HEADERS names and Prefix-* patterns, any case",
+      input: { strip: ["x-tenant", "X-Internal-*"], claims: [] },
+      expected: {
+        dropped: [...Object.keys(spoofed), "x-tenant", "x-internal-role"],
+        kept: Object.keys(kept).filter((k) => k !== "x-tenant" && k !== "x-internal-role"),
+      },
+    },
+  ];
+  for (const { description, input, expected } of cases) {
+    await t.step(description, () => {
+      const reported: string[][] = [];
+      const h = upstreamRequestHeaders(
+        new Headers({ ...spoofed, ...kept }),
+        Identity,
+        Fwd,
+        requestHeaderFilter(input.claims, input.strip),
+        null,
+        (names) => reported.push(names),
+      );
+      for (const name of expected.dropped) assertEquals(h.get(name), null, `${name} reached the upstream`);
+      for (const name of expected.kept) assertEquals(h.get(name), kept[name] ?? null, `${name} kept`);
+      assertEquals(reported.length, 1, "one report per request");
+      assertEquals(reported[0]!.toSorted(), expected.dropped.map((n) => n.toLowerCase()).toSorted());
+    });
+  }
+});
+
+Deno.test("upstreamRequestHeaders() reports dropped identity headers by name only, and nothing routine", () => {
+  const reported: string[][] = [];
+  const filter = requestHeaderFilter(["X-Auth-Email"], ["x-secret-*"]);
+  upstreamRequestHeaders(
+    new Headers({
+      authorization: "Bearer abc",
+      cookie: "a=b",
+      connection: "keep-alive",
+      "x-forwarded-for": "1.1.1.1",
+      "x-request-id": "r1",
+    }),
+    Identity,
+    Fwd,
+    filter,
+    null,
+    (names) => reported.push(names),
+  );
+  assertEquals(reported, [], "credentials, hop-by-hop and X-Forwarded-For are routine: no report");
+  upstreamRequestHeaders(
+    new Headers({ "x-auth-email": "evil@example.com", "x-secret-key": "value-not-logged", "x-user": "admin" }),
+    Identity,
+    Fwd,
+    filter,
+    null,
+    (names) => reported.push(names),
+  );
+  assertEquals(reported, [["x-auth-email", "x-secret-key", "x-user"]]);
+});
+
+Deno.test("upstreamRequestHeaders() keeps repeated and odd-case MCP headers' values as sent", () => {
+  const incoming = new Headers([
+    ["MCP-Method", "tools/call"],
+    ["mcp-NAME", "=?base64?Z2V0X3dlYXRoZXI=?="],
+    ["Mcp-Param-City", "=?base64?U8OjbyBQYXVsbw==?="],
+    ["mcp-param-units", "metric"],
+    ["Mcp-Param-Units", "si"],
+  ]);
+  const h = upstreamRequestHeaders(incoming, null, Fwd, Plain, null);
+  assertEquals(h.get("mcp-method"), "tools/call");
+  assertEquals(h.get("mcp-name"), "=?base64?Z2V0X3dlYXRoZXI=?=");
+  assertEquals(h.get("mcp-param-city"), "=?base64?U8OjbyBQYXVsbw==?=");
+  assertEquals(h.get("mcp-param-units"), "metric, si");
 });
 
 Deno.test("upstreamRequestHeaders() sets X-Forwarded-*", async (t) => {
@@ -190,7 +311,7 @@ Deno.test("upstreamRequestHeaders() sets X-Forwarded-*", async (t) => {
   ];
   for (const { description, input, expected } of cases) {
     await t.step(description, () => {
-      const h = upstreamRequestHeaders(new Headers(input.incoming), null, input.fwd, [], null);
+      const h = upstreamRequestHeaders(new Headers(input.incoming), null, input.fwd, Plain, null);
       assertEquals(
         {
           for: h.get("x-forwarded-for"),
@@ -206,18 +327,18 @@ Deno.test("upstreamRequestHeaders() sets X-Forwarded-*", async (t) => {
 
 Deno.test("upstreamRequestHeaders() forwards the token only when asked", async (t) => {
   await t.step("off: the client's Authorization is dropped", () => {
-    const h = upstreamRequestHeaders(new Headers({ authorization: "Bearer abc" }), Identity, Fwd, [], null);
+    const h = upstreamRequestHeaders(new Headers({ authorization: "Bearer abc" }), Identity, Fwd, Plain, null);
     assertEquals(h.get("authorization"), null);
   });
   await t.step("on: re-set as Bearer, whatever the client's scheme spelling", () => {
-    const h = upstreamRequestHeaders(new Headers({ authorization: "bearer   abc" }), Identity, Fwd, [], "abc");
+    const h = upstreamRequestHeaders(new Headers({ authorization: "bearer   abc" }), Identity, Fwd, Plain, "abc");
     assertEquals(h.get("authorization"), "Bearer abc");
   });
 });
 
 Deno.test("upstreamRequestHeaders() does not modify the incoming headers", () => {
   const incoming = new Headers({ authorization: "Bearer abc", cookie: "a=b", "x-auth-subject": "x" });
-  upstreamRequestHeaders(incoming, Identity, Fwd, [], null);
+  upstreamRequestHeaders(incoming, Identity, Fwd, Plain, null);
   assertEquals(entries(incoming), [["authorization", "Bearer abc"], ["cookie", "a=b"], ["x-auth-subject", "x"]]);
 });
 
