@@ -33,6 +33,7 @@ import { originCheck } from "./middleware/origin_check.ts";
 import { authenticate } from "./middleware/authenticate.ts";
 import { userLimits } from "./middleware/user_limits.ts";
 import { authorize } from "./middleware/authorize.ts";
+import { mcpPolicy } from "./middleware/mcp_policy.ts";
 import { proxy } from "./proxy/handler.ts";
 import { errorBody } from "./auth/challenge.ts";
 
@@ -107,7 +108,8 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
   app.all("/.well-known/*", foreignDiscovery(config.resourceMetadataUrl));
   app.use(authenticate({ jwt: jwt.verifier, opaque }, tracer));
   if (limits.user) app.use(userLimits(limits.user, metrics));
-  app.use(authorize(config.requiredScopes, metrics));
+  if (config.scopeRules !== undefined) app.use(mcpPolicy(config, metrics));
+  app.use(authorize(config, metrics));
   app.all(
     "*",
     proxy(config, {

@@ -6,6 +6,7 @@
 import { ConfigError } from "./errors.ts";
 import { EnvReader, parseDuration, splitList } from "./env_reader.ts";
 import { type Cidr, isLoopbackHost, parseCidr } from "./net.ts";
+import { dropOfflineAccess, policyScopes, readScopePolicy, type ScopeRule } from "./policy/rules.ts";
 import { type IntrospectionSettings, IntrospectionVariables, readIntrospection } from "./auth/introspection_config.ts";
 import { readStripRequestHeaders, StripRequestHeadersVariable } from "./proxy/strip_config.ts";
 import { type RateLimitSettings, RateLimitVariables, readRateLimits } from "./limits/config.ts";
@@ -32,7 +33,14 @@ export interface Config {
   expectedIssuers: readonly string[];
   expectedAudiences: readonly string[];
   requiredScopes: readonly string[];
+  /** The 401 challenge's `scope`: SCOPES_SUPPORTED when set, else REQUIRED_SCOPES. */
   scopesSupported: readonly string[];
+  /** Metadata `scopes_supported`: SCOPES_SUPPORTED when set, else every scope REQUIRED_SCOPES, SCOPE_RULES and SCOPE_IMPLIES name. */
+  advertisedScopes: readonly string[];
+  /** SCOPE_RULES in order; undefined: unset (no body is read). */
+  scopeRules: readonly ScopeRule[] | undefined;
+  /** SCOPE_IMPLIES: scope → the scopes it implies directly. */
+  scopeImplies: Readonly<Record<string, readonly string[]>>;
   resourceName: string;
   /** RESOURCE_DOCUMENTATION: `resource_documentation` in the metadata; undefined: omitted. */
   resourceDocumentation: string | undefined;
@@ -103,6 +111,8 @@ export const Variables: readonly { name: string; default: string; meaning: strin
   { name: "EXPECTED_AUDIENCE", default: "(RESOURCE_URI)", meaning: "accepted aud values (comma list)" },
   { name: "REQUIRED_SCOPES", default: "", meaning: "scopes every request needs (comma list)" },
   { name: "SCOPES_SUPPORTED", default: "(REQUIRED_SCOPES)", meaning: "scopes advertised in metadata and 401" },
+  { name: "SCOPE_RULES", default: "", meaning: "per-method/per-tool scopes: JSON array or @file" },
+  { name: "SCOPE_IMPLIES", default: "", meaning: 'scope hierarchy, JSON: {"mcp:admin":["mcp:read"]}' },
   { name: "RESOURCE_NAME", default: "mcp-gate", meaning: "resource_name in metadata" },
   { name: "RESOURCE_DOCUMENTATION", default: "", meaning: "resource_documentation URL in metadata" },
   { name: "AUTH_REALM", default: "(RESOURCE_URI host)", meaning: "realm of WWW-Authenticate; empty omits it" },
@@ -151,11 +161,19 @@ export function parseListenAddr(text: string): ListenAddress | undefined {
   return { hostname, port };
 }
 
+export interface LoadOptions {
+  /** Reads the file of SCOPE_RULES=@path (the runtime's reader); without it only inline rules work. */
+  readTextFile?: (path: string) => string;
+}
+
 /**
  * Reads the configuration from an environment record. Throws one ConfigError listing
  * every problem found; returns a frozen Config otherwise.
  */
-export function loadConfig(env: Readonly<Record<string, string | undefined>>): Config {
+export function loadConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  options: LoadOptions = {},
+): Config {
   const r = new EnvReader(env);
   const { problems, warnings } = r;
   const get = (name: string) => r.get(name);
@@ -232,9 +250,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
         "RFC 8707 ask for tokens with aud = RESOURCE_URI, which this gateway will reject",
     );
   }
-  const requiredScopes = list(get("REQUIRED_SCOPES"));
+  const requiredScopes = dropOfflineAccess(r, "REQUIRED_SCOPES", list(get("REQUIRED_SCOPES")));
   const scopesRaw = get("SCOPES_SUPPORTED");
-  const scopesSupported = scopesRaw === undefined || scopesRaw === "" ? requiredScopes : list(scopesRaw);
+  const scopesSupported = scopesRaw === undefined || scopesRaw === ""
+    ? requiredScopes
+    : dropOfflineAccess(r, "SCOPES_SUPPORTED", list(scopesRaw));
+  const scopePolicy = readScopePolicy(r, options.readTextFile);
+  const advertisedScopes = scopesRaw
+    ? scopesSupported
+    : [...new Set([...requiredScopes, ...policyScopes(scopePolicy)])];
+  const unlisted = [...new Set((scopePolicy.rules ?? []).flatMap((rule) => rule.scopes))]
+    .filter((s) => !advertisedScopes.includes(s));
+  if (unlisted.length > 0) {
+    warnings.push(
+      `SCOPES_SUPPORTED does not list ${unlisted.join(", ")} of SCOPE_RULES: clients learn of them from a 403 only`,
+    );
+  }
   const scopeLists = [["REQUIRED_SCOPES", requiredScopes], [
     "SCOPES_SUPPORTED",
     scopesRaw ? scopesSupported : [],
@@ -382,6 +413,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     expectedAudiences: Object.freeze(expectedAudiences.length > 0 ? expectedAudiences : [resourceUri!]),
     requiredScopes: Object.freeze(requiredScopes),
     scopesSupported: Object.freeze(scopesSupported),
+    advertisedScopes: Object.freeze(advertisedScopes),
+    scopeRules: scopePolicy.rules,
+    scopeImplies: scopePolicy.implies,
     resourceName: get("RESOURCE_NAME") || "mcp-gate",
     resourceDocumentation,
     authRealm,
