@@ -12,7 +12,7 @@
  */
 import { RequestError, UpstreamError } from "../errors.ts";
 import { guardBody } from "./body_guard.ts";
-import { clientResponseHeaders } from "./headers.ts";
+import { clientResponseHeaders, isEventStream } from "./headers.ts";
 
 const NullBodyStatus = new Set([101, 103, 204, 205, 304]);
 
@@ -145,7 +145,7 @@ export async function forward(
     finish();
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers: responseHeaders });
   }
-  const prime = opts.primeEventStream === true && responseHeaders.get("content-type")?.startsWith("text/event-stream");
+  const prime = opts.primeEventStream === true && isEventStream(responseHeaders);
   return new Response(relay(res.body, abort, finish, prime ? SsePrime : undefined), {
     status: res.status,
     statusText: res.statusText,

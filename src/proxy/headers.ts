@@ -158,6 +158,11 @@ export function upstreamRequestHeaders(
   return h;
 }
 
+/** A `text/event-stream` response, however the media type is spelt (it is case-insensitive). */
+export function isEventStream(h: Headers): boolean {
+  return h.get("content-type")?.trimStart().toLowerCase().startsWith("text/event-stream") === true;
+}
+
 /**
  * The headers the client receives from an upstream response. `decoded`: the runtime's
  * fetch already decompressed the body, so Content-Encoding/Content-Length would lie.
@@ -171,7 +176,7 @@ export function clientResponseHeaders(upstream: Headers): Headers {
     h.delete("content-encoding");
     h.delete("content-length");
   }
-  if (h.get("content-type")?.toLowerCase().startsWith("text/event-stream")) {
+  if (isEventStream(h)) {
     h.set("x-accel-buffering", "no");
     h.set("cache-control", "no-cache");
   }
