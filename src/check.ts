@@ -17,6 +17,7 @@ import { type AuthorizationServerMetadata, discover } from "./auth/discovery.ts"
 import { fetchJson } from "./auth/fetch_json.ts";
 import { KeySet } from "./auth/key_set.ts";
 import { checkIntrospection } from "./auth/introspection_check.ts";
+import { checkRedis } from "./limits/redis_check.ts";
 import { metadataDocument } from "./routes/metadata.ts";
 import { upstreamTarget } from "./proxy/forward.ts";
 import { Version } from "./version.ts";
@@ -124,6 +125,10 @@ export async function runCheck(env: Readonly<Record<string, string>>, deps: Chec
   if (config.introspection) {
     r.section("Token introspection (opaque access tokens)");
     for (const f of await checkIntrospection(config, deps.fetch)) r[f.kind](f.text);
+  }
+  if (config.rateLimits.redis) {
+    r.section("Shared rate limits (Redis)");
+    for (const f of await checkRedis(config.rateLimits.redis, config.rateLimits)) r[f.kind](f.text);
   }
   await checkUpstream(config, deps.fetch, r);
   showClientView(config, r);

@@ -84,22 +84,29 @@ export function connectRedis(s: RedisSettings, log: Logger): RedisConnection {
 }
 
 /**
- * One PING with the configured address and credentials (`mcp-gate check`), no retries.
- * Resolves to the round-trip ms; rejects with a message that never holds the password.
+ * Connects with the configured address and credentials and sends one PING
+ * (`mcp-gate check`), no retries. Resolves to the time connecting took and the PING's round
+ * trip (what a decision costs), in ms; rejects with the reason, never holding the password.
  */
-export async function pingRedis(s: RedisSettings, timeoutMs: number): Promise<number> {
+export async function pingRedis(s: RedisSettings, timeoutMs: number): Promise<{ connectMs: number; pingMs: number }> {
   const client = new Redis(options(s, { lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs }));
-  client.on("error", () => {});
-  const start = performance.now();
+  // ioredis rejects connect() with "Connection is closed."; the reason came as an error event.
+  let reason: string | undefined;
+  client.on("error", (e: Error) => {
+    reason ??= e.message;
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
   try {
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    await Promise.race([client.connect().then(() => client.ping()), timeout]);
-    return performance.now() - start;
+    const start = performance.now();
+    await Promise.race([client.connect(), timeout]);
+    const connected = performance.now();
+    await Promise.race([client.ping(), timeout]);
+    return { connectMs: connected - start, pingMs: performance.now() - connected };
   } catch (e) {
-    throw new Error(scrub(e instanceof Error ? e.message : String(e), s.password));
+    throw new Error(scrub(reason ?? (e instanceof Error ? e.message : String(e)), s.password));
   } finally {
     clearTimeout(timer);
     client.disconnect();

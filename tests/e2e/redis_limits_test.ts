@@ -5,7 +5,7 @@
 import { assert, assertEquals, assertLess, assertMatch } from "@std/assert";
 import { startIssuer } from "../_helpers/issuer.ts";
 import { startUpstream } from "../_helpers/upstream.ts";
-import { type Gateway, gatewayEnv, gatewayTargets, startGateway } from "../_helpers/gateway.ts";
+import { type Gateway, gatewayEnv, gatewayTargets, runGatewayCommand, startGateway } from "../_helpers/gateway.ts";
 import { JSON_RPC_HEADERS, type Reply, rpc, send } from "../_helpers/expect.ts";
 import { uniqueUserAgent } from "../_helpers/http.ts";
 import { eventually, sha256Hex, startRedis } from "../_helpers/redis_server.ts";
@@ -261,6 +261,36 @@ for (const target of gatewayTargets()) {
       const started = refused.find((l) => l.msg === "rate limits shared through redis")[0]!;
       assertEquals(started.redis, `redis://:***@${redis.addr}/0`);
     });
+
+    await t.step(
+      "mcp-gate check pings Redis with the configured credentials: one sentence, exit 1 when it fails",
+      async () => {
+        const env = gatewayEnv(issuer, upstream);
+        const ok = await runGatewayCommand(target, ["check"], {
+          ...env,
+          REDIS_ADDR: redis.addr,
+          REDIS_PASSWORD: password,
+        });
+        assertMatch(
+          ok.stdout,
+          new RegExp(
+            `\\n  ✓ Redis at redis://:\\*\\*\\*@${redis.addr}/0 accepted the configured credentials and answered PING in `,
+          ),
+        );
+        const bad = await runGatewayCommand(target, ["check"], {
+          ...env,
+          REDIS_URL: `redis://:${wrong}@${redis.addr}`,
+        });
+        assertEquals(bad.code, 1);
+        assertMatch(
+          bad.stdout,
+          /\n {2}✗ Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+\/0 did not answer PING \(WRONGPASS /,
+        );
+        for (const out of [ok, bad]) {
+          assert(!(out.stdout + out.stderr).includes(password) && !(out.stdout + out.stderr).includes(wrong));
+        }
+      },
+    );
 
     for (const gw of [good, refused, down]) await gw.stopAndCheck([...issuer.issued, password, wrong]);
   });

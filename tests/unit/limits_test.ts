@@ -1,6 +1,10 @@
 import { assert, assertEquals, assertLessOrEqual, assertThrows } from "@std/assert";
 import { ConcurrencyLimiter } from "../../src/limits/concurrency.ts";
 import { RateLimiter } from "../../src/limits/memory_bucket.ts";
+import { createLimiterStores } from "../../src/limits/stores.ts";
+import { SharedBucket } from "../../src/limits/shared_bucket.ts";
+import type { RateLimitSettings } from "../../src/limits/config.ts";
+import { silentLogger } from "../../src/logging.ts";
 
 function clock(start = 1_000_000) {
   let t = start;
@@ -186,4 +190,38 @@ Deno.test("ConcurrencyLimiter caps of 0 mean no cap", () => {
   assert(typeof totalOnly.acquire("a") === "function");
   assertEquals(totalOnly.acquire("b"), "total");
   assertThrows(() => new ConcurrencyLimiter(-1, 0), Error, "0 or more");
+});
+
+Deno.test("createLimiterStores(): memory buckets (synchronous) by default, Redis-backed with a backend", async (t) => {
+  const settings = (userRps: number, userBurst: number): RateLimitSettings => ({
+    redis: undefined,
+    redisTimeoutMs: 50,
+    failClosed: false,
+    userRps,
+    userBurst,
+  });
+  await t.step("no backend: RateLimiter for IPs, none for users when USER_RATE_LIMIT_RPS is 0", () => {
+    const stores = createLimiterStores({ rps: 10, burst: 20, settings: settings(0, 0) }, { log: silentLogger });
+    assert(stores.ip instanceof RateLimiter);
+    assertEquals(stores.user, undefined);
+    assertEquals(stores.ip.take("k"), 0, "a number, not a Promise: the default path allocates nothing");
+  });
+  await t.step("no backend, per-user limit: its own RateLimiter", () => {
+    const stores = createLimiterStores({ rps: 10, burst: 20, settings: settings(1, 2) }, { log: silentLogger });
+    assert(stores.user instanceof RateLimiter);
+    assertEquals([stores.user.take("alice"), stores.user.take("alice"), stores.user.take("alice")], [0, 0, 1]);
+    assertEquals(stores.user.take("bob"), 0);
+  });
+  await t.step("with a backend: SharedBuckets, except for a limit that is off", () => {
+    const backend = { ready: false, runBucket: () => Promise.resolve(0) };
+    const stores = createLimiterStores({ rps: 10, burst: 20, settings: settings(1, 2) }, {
+      log: silentLogger,
+      backend,
+    });
+    assert(stores.ip instanceof SharedBucket);
+    assert(stores.user instanceof SharedBucket);
+    const off = createLimiterStores({ rps: 0, burst: 20, settings: settings(0, 0) }, { log: silentLogger, backend });
+    assert(off.ip instanceof RateLimiter);
+    assertEquals(off.ip.enabled, false);
+  });
 });
