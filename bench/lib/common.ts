@@ -131,6 +131,7 @@ export async function machineInfo() {
     haproxy: await version("haproxy", ["-v"], /version ([\d.]+)/),
     wrk: await version("wrk", ["-v"], /wrk \S*?([\d]+\.[\d.]+)/),
     kernel: (await run("uname", ["-r"])).stdout.trim(),
+    load: (await Deno.readTextFile("/proc/loadavg").catch(() => "? ? ?")).split(" ").slice(0, 3).join(" "),
   };
 }
 

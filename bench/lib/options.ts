@@ -10,7 +10,8 @@ export const Help = `Usage: deno run -A bench/bench.ts [options]
   --repeats=N         measured runs per throughput row; the median is shown (default 3)
   --warmup=S          seconds of wrk before the first measured run of a target (default 2)
   --connections=N     wrk connections (default 64)
-  --rate=R            requests/s of the fixed-rate latency row (default 5000)
+  --rate=R            requests/s of the fixed-rate latency row (default 2000: a rate that HAProxy
+                      and every mcp-gate form sustain here, so p99 is latency, not a queue)
   --latency-seconds=S seconds per fixed-rate run (default 5; run --repeats times)
   --startups=N        starts measured for "start to first 200" (default 5)
   --cold-pool=N       RS256 tokens per cold run (default 40000; signed once, kept in .tmp/bench/data)
@@ -18,6 +19,10 @@ export const Help = `Usage: deno run -A bench/bench.ts [options]
   --binary=PATH       use this compiled mcp-gate instead of building .tmp/bench/bin/mcp-gate
   --src=DIR           run the mcp-gate targets from another checkout (mod.ts, deno.json, node_modules
                       there), e.g. to measure a proposed change against HAProxy in the same run
+  --features=LIST     feature rows, each in a gateway of its own (default: scope,opaque,redis;
+                      none: no feature rows): SCOPE_RULES with 10 rules, a cached opaque token
+                      (INTROSPECTION_*), REDIS_ADDR rate limits
+  --feature-targets=L the mcp-gate forms that get the feature rows (default: binary)
   --keep-logs         keep the systems' access logs in .tmp/bench/run/
   --no-install        do not apt-get missing tools; fail instead
   --quick             --duration=2 --repeats=1 --warmup=1 --latency-seconds=3 --startups=3
@@ -30,7 +35,9 @@ export function parseOptions(args: string[]) {
     repeats: 3,
     warmup: 2,
     connections: 64,
-    rate: 5000,
+    rate: 2000,
+    features: ["scope", "opaque", "redis"],
+    featureTargets: ["binary"],
     latencySeconds: 5,
     startups: 5,
     coldPool: 40_000,
@@ -89,6 +96,12 @@ export function parseOptions(args: string[]) {
       case "--src":
         o.src = v.startsWith("/") ? v.replace(/\/$/, "") : `${Deno.cwd()}/${v}`.replace(/\/$/, "");
         break;
+      case "--features":
+        o.features = v === "none" ? [] : v.split(",").filter(Boolean);
+        break;
+      case "--feature-targets":
+        o.featureTargets = v.split(",").filter(Boolean);
+        break;
       case "--keep-logs":
         o.keepLogs = true;
         break;
@@ -104,6 +117,12 @@ export function parseOptions(args: string[]) {
   }
   const known = new Set(["nginx", "haproxy", "deno", "bun", "binary", "naive-bun", "naive-deno"]);
   for (const t of o.targets) if (!known.has(t)) throw new Error(`unknown target ${t}`);
+  for (const f of o.features) {
+    if (!["scope", "opaque", "redis"].includes(f)) throw new Error(`unknown feature ${f} (scope, opaque, redis)`);
+  }
+  for (const t of o.featureTargets) {
+    if (!["deno", "bun", "binary"].includes(t)) throw new Error(`feature rows run on deno, bun or binary, not ${t}`);
+  }
   if (o.duration > 60 || o.latencySeconds > 60 || o.repeats > 20 || o.warmup > 60) {
     throw new Error("runs are capped: --duration, --latency-seconds and --warmup at 60 s, --repeats at 20");
   }

@@ -1,14 +1,15 @@
-/** The Markdown table and the targets check. */
+/** The Markdown table and the check of issue 13's targets. */
 import type { machineInfo } from "./common.ts";
+import { Root } from "./common.ts";
+import type { Feature } from "./features.ts";
 import type { LatencyResult, RowResult, sseRow } from "./measure.ts";
 import type { Options } from "./options.ts";
-import { Root } from "./common.ts";
-// ---------------------------------------------------------------- table
 
 export interface TargetResult {
   key: string;
   label: string;
   auth: boolean;
+  /** Throughput rows, main and feature rows, by key. */
   rows: Record<string, RowResult | undefined>;
   latency?: LatencyResult;
   ssePaced?: Awaited<ReturnType<typeof sseRow>>;
@@ -20,6 +21,8 @@ export interface TargetResult {
   startRuns?: number[];
   logBytes?: number;
   error?: string;
+  /** A feature row that failed: key → message. */
+  featureErrors?: Record<string, string>;
 }
 
 export const fmtRate = (x: number) =>
@@ -34,102 +37,124 @@ export const fmtMs = (x: number | undefined) =>
   x === undefined || !Number.isFinite(x) ? "—" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 export const fmtRatio = (x: number) => (!Number.isFinite(x) ? "—" : x >= 10 ? x.toFixed(0) : x.toFixed(2));
 
-export function renderTable(
-  results: TargetResult[],
-  info: Awaited<ReturnType<typeof machineInfo>>,
-  o: Options,
-  pinned: string,
-) {
-  const direct = results.find((r) => r.key === "direct");
-  const hap = results.find((r) => r.key === "haproxy");
-  const cols = results;
-  const lines: string[] = [];
-  const header = ["", ...cols.map((c) => c.label)];
-  lines.push(`| ${header.join(" | ")} |`);
-  lines.push(`|${header.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`);
-  const cell = (
-    value: string,
-    v: number,
-    d: number | undefined,
-    h: number | undefined,
-    isDirect: boolean,
-    isHap: boolean,
-    note?: string,
-  ) => {
-    const parts: string[] = [];
-    if (!isDirect && d !== undefined && Number.isFinite(d) && Number.isFinite(v)) parts.push(`${fmtRatio(v / d)} D`);
-    if (!isHap && h !== undefined && Number.isFinite(h) && Number.isFinite(v)) parts.push(`${fmtRatio(v / h)} H`);
-    return `${value}${parts.length ? ` (${parts.join(", ")})` : ""}${note ? ` ⚠ ${note}` : ""}`;
-  };
-  const rowDefs: [string, string][] = [
-    ["validRs", "valid RS256, pool of 256 (req/s)"],
-    ["validEs", "valid ES256, pool of 256 (req/s)"],
-    ["cold", "cold RS256, every token new (req/s)"],
-    ["flood", "bad-signature flood, every token new (req/s)"],
-    ["badReplay", "bad signature, pool of 256 replayed (req/s)"],
-  ];
-  for (const [key, name] of rowDefs) {
-    const d = direct?.rows[key]?.value;
-    const h = hap?.rows[key]?.value;
-    lines.push(`| ${name} | ${
-      cols.map((c) => {
-        const r = c.rows[key];
-        if (!r) return c.error ? "error" : "—";
-        const sp = Number.isFinite(r.spread) ? `±${Math.round(r.spread * 100)}%` : "";
-        const noAuth = !c.auth && c !== direct && (key === "flood" || key === "badReplay") ? " (no auth: proxied)" : "";
-        return cell(`${fmtRate(r.value)}${sp}${noAuth}`, r.value, d, h, c === direct, c === hap, r.note);
-      }).join(" | ")
-    } |`);
-  }
-  const latencyLine = (label: string, pick: (l: LatencyResult) => number) => {
-    const d = direct?.latency ? pick(direct.latency) : undefined;
-    const h = hap?.latency ? pick(hap.latency) : undefined;
-    lines.push(`| ${label} | ${
-      cols.map((c) => {
-        if (!c.latency) return "—";
-        const v = pick(c.latency);
-        return cell(`${fmtMs(v)} ms`, v, d, h, c === direct, c === hap, c.latency.note);
-      }).join(" | ")
-    } |`);
-  };
-  latencyLine(`p50 at ${o.rate}/s fixed rate`, (l) => l.p50);
-  latencyLine(`p99 at ${o.rate}/s fixed rate`, (l) => l.p99);
-  const sseLine = (label: string, pick: (r: TargetResult) => number | undefined) => {
-    const d = direct ? pick(direct) : undefined;
-    const h = hap ? pick(hap) : undefined;
-    lines.push(`| ${label} | ${
-      cols.map((c) => {
-        const v = pick(c);
-        if (v === undefined || !Number.isFinite(v)) return "—";
-        return cell(`${fmtMs(v)} ms`, v, d, h, c === direct, c === hap);
-      }).join(" | ")
-    } |`);
-  };
-  sseLine("SSE time to first event", (r) => r.ssePaced?.first);
-  sseLine("SSE 1,000 events, 1 ms apart", (r) => r.ssePaced?.all);
-  sseLine("SSE 1,000 events, burst", (r) => r.sseBurst?.all);
-  lines.push(
+/** The throughput rows in table order: [key, label]. */
+export const MainRows: [string, string][] = [
+  ["validRs", "valid RS256, pool of 256 (req/s)"],
+  ["validEs", "valid ES256, pool of 256 (req/s)"],
+  ["cold", "cold RS256, every token new (req/s)"],
+  ["flood", "bad-signature flood, every token new (req/s)"],
+  ["badReplay", "bad signature, pool of 256 replayed (req/s)"],
+];
+
+const finite = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x);
+
+interface Refs {
+  direct: TargetResult | undefined;
+  hap: TargetResult | undefined;
+}
+
+/** A figure with its ratios: to DIRECT (D), to HAProxy (H), to the same column's plain valid row (P). */
+function cell(
+  value: string,
+  v: number,
+  refs: { d?: number | undefined; h?: number | undefined; p?: number | undefined },
+  note?: string,
+): string {
+  const parts: string[] = [];
+  if (finite(refs.d) && Number.isFinite(v)) parts.push(`${fmtRatio(v / refs.d)} D`);
+  if (finite(refs.h) && Number.isFinite(v)) parts.push(`${fmtRatio(v / refs.h)} H`);
+  if (finite(refs.p) && Number.isFinite(v)) parts.push(`${fmtRatio(v / refs.p)} P`);
+  return `${value}${parts.length ? ` (${parts.join(", ")})` : ""}${note ? ` ⚠ ${note}` : ""}`;
+}
+
+function throughputLine(key: string, name: string, cols: TargetResult[], refs: Refs, feature: boolean): string {
+  const d = feature ? undefined : refs.direct?.rows[key]?.value;
+  const h = refs.hap?.rows[feature ? "validRs" : key]?.value;
+  return `| ${name} | ${
+    cols.map((c) => {
+      const r = c.rows[key];
+      if (!r) return c.featureErrors?.[key] ? "error" : c.error && !feature ? "error" : "—";
+      const sp = Number.isFinite(r.spread) ? `±${Math.round(r.spread * 100)}%` : "";
+      const noAuth = !c.auth && c !== refs.direct && (key === "flood" || key === "badReplay")
+        ? " (no auth: proxied)"
+        : "";
+      return cell(`${fmtRate(r.value)}${sp}${noAuth}`, r.value, {
+        d: c === refs.direct ? undefined : d,
+        h: c === refs.hap ? undefined : h,
+        p: feature ? c.rows.validRs?.value : undefined,
+      }, r.note);
+    }).join(" | ")
+  } |`;
+}
+
+function msLine(
+  label: string,
+  cols: TargetResult[],
+  refs: Refs,
+  pick: (r: TargetResult) => number | undefined,
+  note?: (r: TargetResult) => string | undefined,
+): string {
+  const d = refs.direct ? pick(refs.direct) : undefined;
+  const h = refs.hap ? pick(refs.hap) : undefined;
+  return `| ${label} | ${
+    cols.map((c) => {
+      const v = pick(c);
+      if (!finite(v)) return "—";
+      return cell(`${fmtMs(v)} ms`, v, {
+        d: c === refs.direct ? undefined : d,
+        h: c === refs.hap ? undefined : h,
+      }, note?.(c));
+    }).join(" | ")
+  } |`;
+}
+
+function resourceLines(cols: TargetResult[], refs: Refs): string[] {
+  const hap = refs.hap;
+  return [
     `| peak RSS | ${
       cols.map((c) =>
         c.rssMiB === undefined
           ? "—"
-          : cell(`${c.rssMiB.toFixed(1)} MiB`, c.rssMiB, undefined, hap?.rssMiB, true, c === hap) +
+          : cell(`${c.rssMiB.toFixed(1)} MiB`, c.rssMiB, { h: c === hap ? undefined : hap?.rssMiB }) +
             (c.rssAfterWrkMiB !== undefined && c.rssAfterWrkMiB < c.rssMiB * 0.9
               ? ` (${c.rssAfterWrkMiB.toFixed(1)} before the fixed-rate row)`
               : "")
       ).join(" | ")
     } |`,
-  );
-  lines.push(
     `| start to first 200 | ${
       cols.map((c) =>
         c.startMs === undefined
           ? "—"
-          : cell(`${fmtMs(c.startMs)} ms`, c.startMs, undefined, hap?.startMs, true, c === hap)
+          : cell(`${fmtMs(c.startMs)} ms`, c.startMs, { h: c === hap ? undefined : hap?.startMs })
       ).join(" | ")
     } |`,
-  );
+  ];
+}
 
+export function renderTable(
+  results: TargetResult[],
+  info: Awaited<ReturnType<typeof machineInfo>>,
+  o: Options,
+  pinned: string,
+  features: Feature[],
+) {
+  const refs: Refs = {
+    direct: results.find((r) => r.key === "direct"),
+    hap: results.find((r) => r.key === "haproxy"),
+  };
+  const header = ["", ...results.map((c) => c.label)];
+  const lines = [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`,
+    ...MainRows.map(([key, name]) => throughputLine(key, name, results, refs, false)),
+    ...features.map((f) => throughputLine(f.key, f.label, results, refs, true)),
+    msLine(`p50 at ${o.rate}/s fixed rate`, results, refs, (r) => r.latency?.p50, (r) => r.latency?.note),
+    msLine(`p99 at ${o.rate}/s fixed rate`, results, refs, (r) => r.latency?.p99, (r) => r.latency?.note),
+    msLine("SSE time to first event", results, refs, (r) => r.ssePaced?.first),
+    msLine("SSE 1,000 events, 1 ms apart", results, refs, (r) => r.ssePaced?.all),
+    msLine("SSE 1,000 events, burst", results, refs, (r) => r.sseBurst?.all),
+    ...resourceLines(results, refs),
+  ];
   const meta = [
     `${info.model}, ${info.cores} cores; ${pinned}`,
     ...(o.src !== Root.replace(/\/$/, "") ? [`mcp-gate targets run from ${o.src}`] : []),
@@ -137,7 +162,14 @@ export function renderTable(
     `wrk -t1 -c${o.connections}, ${o.repeats}× ${o.duration} s per row after ${o.warmup} s of warm-up, median shown (±: half the range); ` +
     `fixed rate: ${o.repeats}× ${o.latencySeconds} s at ${o.rate}/s over ${o.connections} connections, open loop; ` +
     `SSE: median of 5 (1 ms apart) and of 20 (burst) streams; start: median of ${o.startups}`,
-    `(x D, y H): ratio to DIRECT and to HAProxy in this run (req/s: higher is better; ms and MiB: lower is better)`,
+    ...(features.length
+      ? [
+        `feature rows (${features.map((f) => f.key).join(", ")}): each in a gateway of its own with only that ` +
+        `feature on, ${o.repeats}× ${o.duration} s after 1 s of warm-up; P: ratio to the same column's plain valid RS256 row`,
+      ]
+      : []),
+    `(x D, y H): ratio to DIRECT and to HAProxy in this run (req/s: higher is better; ms and MiB: lower is better); ` +
+    `load average at the start: ${info.load}`,
   ];
   return { table: lines.join("\n"), meta };
 }
@@ -147,36 +179,54 @@ export interface TargetCheck {
   met: boolean | undefined;
 }
 
+const ratio = (a: number | undefined, b: number | undefined) => finite(a) && finite(b) && b > 0 ? a / b : NaN;
+
+/** Issue 13's targets (binary form, access log and metrics on), plus the start-up goal of the first pass. */
 export function checkTargets(results: TargetResult[]): TargetCheck[] {
   const get = (k: string) => results.find((r) => r.key === k);
   const d = get("direct"), h = get("haproxy"), bin = get("binary"), deno = get("deno");
   const out: TargetCheck[] = [];
-  const ratio = (a: number | undefined, b: number | undefined) =>
-    a !== undefined && b !== undefined && Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN;
-  const add = (text: string, value: number, goal: number, higherBetter: boolean, unit = "×") => {
+  const add = (text: string, value: number, goal: number, higherBetter: boolean, unit = "×", extra = "") => {
     const met = Number.isFinite(value) ? (higherBetter ? value >= goal : value <= goal) : undefined;
-    out.push({
-      text: `${text}: ${Number.isFinite(value) ? value.toFixed(2) : "—"}${unit} (goal ${
-        higherBetter ? "≥" : "≤"
-      } ${goal}${unit})`,
-      met,
-    });
+    const shown = Number.isFinite(value) ? value.toFixed(2) : "—";
+    out.push({ text: `${text}: ${shown}${unit} (goal ${higherBetter ? "≥" : "≤"} ${goal}${unit}${extra})`, met });
   };
-  add("binary req/s on valid RS256 ÷ HAProxy", ratio(bin?.rows.validRs?.value, h?.rows.validRs?.value), 1.5, true);
+  add(
+    "binary req/s on valid RS256 ÷ HAProxy",
+    ratio(bin?.rows.validRs?.value, h?.rows.validRs?.value),
+    1.0,
+    true,
+    "×",
+    "; compass 1.5×",
+  );
   add(
     "binary req/s on the bad-signature flood ÷ HAProxy",
     ratio(bin?.rows.flood?.value, h?.rows.flood?.value),
-    1.0,
+    0.8,
     true,
+    "×",
+    "; compass 1.0×",
   );
   add("binary p99 at the fixed rate ÷ HAProxy's", ratio(bin?.latency?.p99, h?.latency?.p99), 1.0, false);
   add("binary SSE 1,000 events (1 ms apart) ÷ DIRECT", ratio(bin?.ssePaced?.all, d?.ssePaced?.all), 1.05, false);
   add("binary SSE 1,000 events (burst) ÷ DIRECT", ratio(bin?.sseBurst?.all, d?.sseBurst?.all), 1.05, false);
-  for (const k of ["binary", "bun", "deno"]) {
+  const first = finite(bin?.ssePaced?.first) && finite(d?.ssePaced?.first)
+    ? bin.ssePaced.first - d.ssePaced.first
+    : NaN;
+  add("binary SSE time to first event − DIRECT's", first, 0.5, false, " ms");
+  for (const k of ["binary", "bun"]) {
     const r = get(k);
     if (r?.rssMiB !== undefined) add(`${r.label} peak RSS`, r.rssMiB, 64, false, " MiB");
   }
+  add("Deno req/s on valid RS256 ÷ HAProxy", ratio(deno?.rows.validRs?.value, h?.rows.validRs?.value), 0.5, true);
+  if (bin?.rows.scopeRules) {
+    add(
+      "binary SCOPE_RULES (10 rules) row ÷ its plain valid RS256 row",
+      ratio(bin.rows.scopeRules.value, bin.rows.validRs?.value),
+      0.9,
+      true,
+    );
+  }
   add("binary start to first 200", bin?.startMs ?? NaN, 50, false, " ms");
-  add("Deno req/s on valid RS256 ÷ HAProxy", ratio(deno?.rows.validRs?.value, h?.rows.validRs?.value), 0.75, true);
   return out;
 }

@@ -29,6 +29,7 @@ export async function ensureTools(install: boolean) {
     wrk: ["wrk"],
     gcc: ["gcc", "libc6-dev"],
     taskset: ["util-linux"],
+    "redis-server": ["redis-server"],
   };
   const missing: string[] = [];
   for (const [cmd, pkgs] of Object.entries(needed)) {
@@ -99,6 +100,8 @@ export async function buildBinary(src: string): Promise<string> {
 export interface Pools {
   validRs: string;
   validEs: string;
+  /** Random opaque strings, which the JWKS server's /introspect says are active. */
+  validOpaque: string;
   badReplay: string;
   flood: string[];
   cold: string[];
@@ -133,10 +136,18 @@ export async function makePools(o: Pick<Options, "repeats" | "floodPool" | "cold
   const pools: Pools = {
     validRs: `${Data}/valid_rs256.txt`,
     validEs: `${Data}/valid_es256.txt`,
+    validOpaque: `${Data}/valid_opaque.txt`,
     badReplay: `${Data}/badsig_replay.txt`,
     flood: [],
     cold: [],
   };
+  if (!(await exists(pools.validOpaque))) {
+    const opaque = Array.from({ length: 256 }, () => {
+      const b = crypto.getRandomValues(new Uint8Array(32));
+      return btoa(String.fromCharCode(...b)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    });
+    await Deno.writeTextFile(pools.validOpaque, opaque.join("\n") + "\n");
+  }
   // One file per measured run, each token used once in the whole bench; made when missing
   // or too small. Cold tokens need a real RSA signature each (~1,700/s per core with Bun):
   // two generators in parallel, on the load cores.
@@ -169,6 +180,20 @@ export async function makePools(o: Pick<Options, "repeats" | "floodPool" | "cold
 }
 
 // ---------------------------------------------------------------- origin, JWKS, systems under test
+
+/** What the bench's introspection endpoint says about every token: active for a day. */
+function introspectionAnswer(): string {
+  return JSON.stringify({
+    active: true,
+    iss: Issuer,
+    aud: ResourceUri,
+    sub: "bench-user",
+    client_id: "bench-client",
+    scope: "mcp:read mcp:write",
+    token_type: "Bearer",
+    exp: Math.floor(Date.now() / 1000) + 86_400,
+  });
+}
 
 export function nginxTemps(dir: string) {
   return ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((t) => `${t}_temp_path ${dir}/tmp_${t};`).join(" ");
@@ -210,6 +235,7 @@ http {
   server {
     listen 127.0.0.1:${jwksPort};
     location = /jwks.json { default_type application/json; alias ${Data}/jwks.json; }
+    location = /introspect { default_type application/json; return 200 '${introspectionAnswer()}'; }
   }
 }
 `,

@@ -17,9 +17,15 @@ export const pin = (
   cpu: number | undefined,
 ) => (cpu !== undefined ? ["taskset", "-c", String(cpu), ...argv] : argv);
 
-export async function startTarget(t: Target, port: number, logFile: string): Promise<Proc> {
+/** Starts the system; `extraEnv` on top of its environment (the feature rows). */
+export async function startTarget(
+  t: Target,
+  port: number,
+  logFile: string,
+  extraEnv: Record<string, string> = {},
+): Promise<Proc> {
   const { argv, env } = await t.prepare(port, logFile);
-  return spawn(t.label, argv, { env, logFile });
+  return spawn(t.label, argv, { env: { ...env, ...extraEnv }, logFile });
 }
 
 export function gatewayEnv(port: number, origin: { port: number; jwksPort: number }, metricsPort: number) {
