@@ -48,6 +48,7 @@ Deno.test("loadConfig() fills every field with its default", () => {
     maxHeaderBytes: 65_536,
     rateLimitRps: 10,
     rateLimitBurst: 20,
+    rateLimits: { redis: undefined, redisTimeoutMs: 50, failClosed: false, userRps: 0, userBurst: 0 },
     maxConcurrentRequests: 100,
     maxTotalConnections: 1000,
     readTimeoutMs: 30_000,
