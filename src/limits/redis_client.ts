@@ -6,6 +6,7 @@
  * back). The password is never logged: messages name Redis by its masked address.
  */
 import { Redis, type RedisOptions } from "ioredis";
+import * as tls from "node:tls";
 import type { Logger } from "../logging.ts";
 import type { RedisSettings } from "./config.ts";
 import { BucketScript } from "./script.ts";
@@ -23,6 +24,22 @@ export function reconnectDelay(attempt: number): number {
 
 type Options = Omit<RedisOptions, "replyMapping">;
 
+/**
+ * The CAs a rediss:// server is verified against: the runtime's own (its bundled roots and
+ * NODE_EXTRA_CA_CERTS) and the system store (/etc/ssl/certs, SSL_CERT_FILE; the image's
+ * Debian bundle). Passing `ca` replaces the default set, so both are given.
+ */
+export function trustedCAs(): string[] | undefined {
+  const get = (tls as { getCACertificates?: (type: string) => string[] }).getCACertificates;
+  if (typeof get !== "function") return undefined;
+  return [...new Set([...get("default"), ...get("system")])];
+}
+
+function caOption(): { ca?: string[] } {
+  const ca = trustedCAs();
+  return ca ? { ca } : {};
+}
+
 function options(s: RedisSettings, extra: Options): Options {
   return {
     host: s.host,
@@ -30,7 +47,7 @@ function options(s: RedisSettings, extra: Options): Options {
     db: s.db,
     ...(s.username !== undefined ? { username: s.username } : {}),
     ...(s.password !== undefined ? { password: s.password } : {}),
-    ...(s.tls ? { tls: { servername: s.host } } : {}),
+    ...(s.tls ? { tls: { servername: s.host, ...caOption() } } : {}),
     connectionName: "mcp-gate",
     // Fail fast instead of queueing: a decision must never wait for a connection.
     enableOfflineQueue: false,

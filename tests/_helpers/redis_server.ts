@@ -8,6 +8,8 @@ export interface RedisServerOptions {
   password?: string;
   /** A port to reuse (restart); default: a free one. */
   port?: number;
+  /** TLS only (no plain port), with this certificate: { cert, key, ca } PEM file paths. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 function freePort(): number {
@@ -20,17 +22,19 @@ function freePort(): number {
 export class RedisServer {
   readonly port: number;
   readonly password: string | undefined;
+  readonly tls: RedisServerOptions["tls"];
   #child: Deno.ChildProcess | undefined;
   #log = "";
 
-  private constructor(port: number, password: string | undefined) {
+  private constructor(port: number, password: string | undefined, tls: RedisServerOptions["tls"]) {
     this.port = port;
     this.password = password;
+    this.tls = tls;
   }
 
   /** Starts redis-server and waits until it answers PING. */
   static async start(opts: RedisServerOptions = {}): Promise<RedisServer> {
-    const server = new RedisServer(opts.port ?? freePort(), opts.password);
+    const server = new RedisServer(opts.port ?? freePort(), opts.password, opts.tls);
     await server.restart();
     return server;
   }
@@ -50,7 +54,13 @@ export class RedisServer {
   /** (Re)starts the server on the same port; empty, as after a crash without persistence. */
   async restart(): Promise<void> {
     if (this.#child) throw new Error("redis-server is already running");
-    const args = ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    const port = this.tls
+      ? ["--port", "0", "--tls-port", String(this.port), "--tls-auth-clients", "no"]
+      : ["--port", String(this.port)];
+    const args = [...port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+    if (this.tls) {
+      args.push("--tls-cert-file", this.tls.cert, "--tls-key-file", this.tls.key, "--tls-ca-cert-file", this.tls.ca);
+    }
     if (this.password !== undefined) args.push("--requirepass", this.password);
     let child: Deno.ChildProcess;
     try {
@@ -99,6 +109,7 @@ export class RedisServer {
   /** One redis-cli command (with the password when there is one); its output, trimmed. */
   async cli(...args: string[]): Promise<string> {
     const auth = this.password !== undefined ? ["--no-auth-warning", "-a", this.password] : [];
+    if (this.tls) auth.push("--tls", "--cacert", this.tls.ca);
     const out = await new Deno.Command("redis-cli", {
       args: ["-h", "127.0.0.1", "-p", String(this.port), ...auth, ...args],
       stdin: "null",
@@ -140,4 +151,60 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`Not within ${timeoutMs} ms: ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * A throwaway CA and a certificate it signed for localhost and 127.0.0.1, made with the
+ * openssl command line in `dir`: PEM file paths.
+ */
+export async function makeCertificates(dir: string): Promise<{ cert: string; key: string; ca: string }> {
+  const run = async (args: string[]) => {
+    const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "piped", stderr: "piped" }).output();
+    if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+  };
+  await Deno.writeTextFile(`${dir}/ext.cnf`, "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  const days = ["-days", "1"];
+  await run([
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    ...days,
+    "-subj",
+    "/CN=mcp-gate test CA",
+  ]);
+  await run([
+    "req",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=localhost",
+  ]);
+  await run([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.pem",
+    ...days,
+    "-extfile",
+    "ext.cnf",
+  ]);
+  return { cert: `${dir}/server.pem`, key: `${dir}/server.key`, ca: `${dir}/ca.pem` };
 }
