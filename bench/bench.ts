@@ -213,6 +213,7 @@ async function main() {
   const loadgen = await buildLoadgen();
   const pools = await makePools(o);
   const binary = o.targets.includes("binary") ? (o.binary || await buildBinary(o.src)) : "";
+  const binary2 = o.targets.includes("binary2") ? await buildBinary(o.src2, "bin2") : "";
   const origin = await startOrigin(loadCpus);
   const features = o.features.map((k) => Features[k]!);
   const ctx: Ctx = {
@@ -242,7 +243,7 @@ async function main() {
       ctx.cleanup.push(redis.proc);
       ctx.redisPort = redis.port;
     }
-    const targets = makeTargets(origin, sutCpu, binary, o.src);
+    const targets = makeTargets(origin, sutCpu, binary, o.src, o.src2 ? { binary: binary2, src: o.src2 } : undefined);
     for (const t of [undefined, ...o.targets.map((k) => targets[k]!)]) results.push(await measureTarget(ctx, t));
   } finally {
     await stopAll();

@@ -19,6 +19,8 @@ export const Help = `Usage: deno run -A bench/bench.ts [options]
   --binary=PATH       use this compiled mcp-gate instead of building .tmp/bench/bin/mcp-gate
   --src=DIR           run the mcp-gate targets from another checkout (mod.ts, deno.json, node_modules
                       there), e.g. to measure a proposed change against HAProxy in the same run
+  --src2=DIR          a second checkout, as the targets deno2, bun2, binary2 ("(B)" in the table):
+                      an A/B comparison within one run (--targets=haproxy,binary,binary2)
   --features=LIST     feature rows, each in a gateway of its own (default: scope,opaque,redis;
                       none: no feature rows): SCOPE_RULES with 10 rules, a cached opaque token
                       (INTROSPECTION_*), REDIS_ADDR rate limits
@@ -44,6 +46,7 @@ export function parseOptions(args: string[]) {
     floodPool: 100_000,
     binary: "",
     src: Root.replace(/\/$/, ""),
+    src2: "",
     keepLogs: false,
     install: true,
   };
@@ -102,6 +105,9 @@ export function parseOptions(args: string[]) {
       case "--feature-targets":
         o.featureTargets = v.split(",").filter(Boolean);
         break;
+      case "--src2":
+        o.src2 = v.startsWith("/") ? v.replace(/\/$/, "") : `${Deno.cwd()}/${v}`.replace(/\/$/, "");
+        break;
       case "--keep-logs":
         o.keepLogs = true;
         break;
@@ -116,12 +122,15 @@ export function parseOptions(args: string[]) {
     }
   }
   const known = new Set(["nginx", "haproxy", "deno", "bun", "binary", "naive-bun", "naive-deno"]);
+  if (o.src2) { for (const t of ["deno2", "bun2", "binary2"]) known.add(t); }
   for (const t of o.targets) if (!known.has(t)) throw new Error(`unknown target ${t}`);
   for (const f of o.features) {
     if (!["scope", "opaque", "redis"].includes(f)) throw new Error(`unknown feature ${f} (scope, opaque, redis)`);
   }
   for (const t of o.featureTargets) {
-    if (!["deno", "bun", "binary"].includes(t)) throw new Error(`feature rows run on deno, bun or binary, not ${t}`);
+    if (!known.has(t) || !/^(deno|bun|binary)2?$/.test(t)) {
+      throw new Error(`feature rows run on deno, bun or binary (or deno2, bun2, binary2 with --src2), not ${t}`);
+    }
   }
   if (o.duration > 60 || o.latencySeconds > 60 || o.repeats > 20 || o.warmup > 60) {
     throw new Error("runs are capped: --duration, --latency-seconds and --warmup at 60 s, --repeats at 20");

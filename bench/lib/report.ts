@@ -158,6 +158,7 @@ export function renderTable(
   const meta = [
     `${info.model}, ${info.cores} cores; ${pinned}`,
     ...(o.src !== Root.replace(/\/$/, "") ? [`mcp-gate targets run from ${o.src}`] : []),
+    ...(o.src2 ? [`(B) targets run from ${o.src2}`] : []),
     `Deno ${info.deno}, Bun ${info.bun}, nginx ${info.nginx}, HAProxy ${info.haproxy}, wrk ${info.wrk}, Linux ${info.kernel}`,
     `wrk -t1 -c${o.connections}, ${o.repeats}× ${o.duration} s per row after ${o.warmup} s of warm-up, median shown (±: half the range); ` +
     `fixed rate: ${o.repeats}× ${o.latencySeconds} s at ${o.rate}/s over ${o.connections} connections, open loop; ` +

@@ -65,34 +65,21 @@ export async function buildLoadgen(): Promise<string> {
   return out;
 }
 
-export async function buildBinary(src: string): Promise<string> {
-  const outdir = `${Work}/bin`;
-  log(`building the compiled binary into .tmp/bench/bin${src !== Root.replace(/\/$/, "") ? ` from ${src}` : ""}`);
-  try {
-    if (src !== Root.replace(/\/$/, "")) throw new Error("--src given");
-    const { compile } = await import("../scripts/build.ts");
-    return await compile(outdir, () => {});
-  } catch (e) {
-    // Fall back to the flags documented for the release binary.
-    log(`scripts/build.ts compile unavailable (${e instanceof Error ? e.message : e}); running bun build directly`);
-    await Deno.mkdir(outdir, { recursive: true });
-    const out = `${outdir}/mcp-gate`;
-    const r = await run(Bun, [
-      "build",
-      `${src}/mod.ts`,
-      "--compile",
-      "--minify",
-      "--bytecode",
-      "--format=esm",
-      "--no-compile-autoload-dotenv",
-      "--no-compile-autoload-bunfig",
-      "--compile-exec-argv=--max-http-header-size=262144",
-      "--outfile",
-      out,
-    ]);
-    if (r.code !== 0) throw new Error(`bun build --compile failed:\n${r.stderr}`);
-    return out;
-  }
+/**
+ * The compiled binary: this checkout's `scripts/build.ts compile`, or, for another checkout
+ * (--src, --src2), `bun build` of its mod.ts with the same flags (CompileFlags).
+ */
+export async function buildBinary(src: string, dir = "bin"): Promise<string> {
+  const outdir = `${Work}/${dir}`;
+  const own = src === Root.replace(/\/$/, "");
+  log(`building the compiled binary into .tmp/bench/${dir}${own ? "" : ` from ${src}`}`);
+  const { compile, CompileFlags } = await import("../../scripts/build.ts");
+  if (own) return await compile(outdir, () => {});
+  await Deno.mkdir(outdir, { recursive: true });
+  const out = `${outdir}/mcp-gate`;
+  const r = await run(Bun, ["build", `${src}/mod.ts`, ...CompileFlags, "--outfile", out]);
+  if (r.code !== 0) throw new Error(`bun build --compile failed:\n${r.stderr}`);
+  return out;
 }
 
 // ---------------------------------------------------------------- keys and token pools

@@ -47,6 +47,7 @@ export function makeTargets(
   sutCpu: number | undefined,
   binary: string,
   src: string,
+  b: { binary: string; src: string } | undefined,
 ): Record<string, Target> {
   const gateway = (key: string, label: string, argv: string[], caches = true): Target => ({
     key,
@@ -164,6 +165,22 @@ backend origin_stream
     ]),
     bun: gateway("bun", "mcp-gate on Bun", [Bun, "run", `${src}/mod.ts`]),
     binary: gateway("binary", "mcp-gate binary", [binary]),
+    // --src2: the same forms from a second checkout, for an A/B comparison within one run.
+    ...(b
+      ? {
+        deno2: gateway("deno2", "mcp-gate on Deno (B)", [
+          Deno.execPath(),
+          "run",
+          "--allow-net",
+          "--allow-env",
+          "--config",
+          `${b.src}/deno.json`,
+          `${b.src}/mod.ts`,
+        ]),
+        bun2: gateway("bun2", "mcp-gate on Bun (B)", [Bun, "run", `${b.src}/mod.ts`]),
+        binary2: gateway("binary2", "mcp-gate binary (B)", [b.binary]),
+      }
+      : {}),
     "naive-bun": gateway("naive-bun", "naive Bun + jose", [Bun, `${BenchDir}/naive_proxy.ts`], false),
     "naive-deno": gateway("naive-deno", "naive Deno + jose", [
       Deno.execPath(),
