@@ -29,13 +29,15 @@ export async function discover(
   fetchFn: typeof fetch,
   issuer: string,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<AuthorizationServerMetadata & { url: string }> {
   const failures: string[] = [];
   for (const url of discoveryUrls(issuer)) {
     let doc: Record<string, unknown>;
     try {
-      doc = await fetchJson(fetchFn, url, timeoutMs);
+      doc = await fetchJson(fetchFn, url, timeoutMs, signal);
     } catch (e) {
+      if (signal?.aborted) throw e;
       failures.push(e instanceof Error ? e.message : String(e));
       continue;
     }

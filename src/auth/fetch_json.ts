@@ -9,17 +9,20 @@ export class FetchJsonError extends GatewayError {
   }
 }
 
+/** GETs a JSON object within `timeoutMs`; `signal` aborts it early (the caller is closing). */
 export async function fetchJson(
   fetchFn: typeof fetch,
   url: string,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<Record<string, unknown>> {
+  const timeout = AbortSignal.timeout(timeoutMs);
   let res: Response;
   try {
     res = await fetchFn(url, {
       headers: { accept: "application/json" },
       redirect: "follow",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     });
   } catch (cause) {
     const why = cause instanceof Error && cause.name === "TimeoutError"

@@ -7,17 +7,22 @@
  *   before; no two tokens can share an entry, and no token is kept in memory.
  * - An entry lives until the instant the verifier itself would reject the token
  *   (`exp` + CLOCK_SKEW) or the TTL cap, whichever is first; `now` is checked on every hit.
- * - The whole cache is dropped when the key set changes (rotation, revocation of a key).
- * - Rejections are cached only for a bad signature, briefly, and are dropped with the key
- *   set too: the same bytes against the same keys give the same answer, so a replayed
- *   junk token costs one hash instead of one RSA verification — and does not trigger a
- *   JWKS refetch each time.
+ * - Each entry keeps the KeyStamp of the key it was verified with (key_set.ts); when a
+ *   key refresh removes or replaces that key the stamp dies, and the entry is never
+ *   answered from again (checked on every hit: one property read). Entries of tokens
+ *   without a kid hold the whole key set's stamp and go with any change.
+ * - Rejections are cached only for a bad signature, and no longer than the caller says:
+ *   until the key set may be refetched again (so a key rotated under its old kid is
+ *   accepted once the refetch can see it), at most `negativeTtlMs`. Within that time the
+ *   same bytes against the same keys give the same answer, so a replayed junk token costs
+ *   one hash instead of one RSA verification — and does not trigger a JWKS refetch each time.
  * - Bounded in entries and in bytes, least recently used evicted first. Rejections live in
  *   a separate, small map, so a flood of junk tokens cannot evict the valid ones.
  *
  * Scope checks are not cached (they run per request on the cached claims).
  */
 import type { AuthError } from "../errors.ts";
+import type { KeyStamp } from "./key_set.ts";
 import type { VerifiedToken } from "./verify_token.ts";
 
 export interface TokenCacheOptions {
@@ -25,7 +30,7 @@ export interface TokenCacheOptions {
   maxBytes: number;
   /** Upper bound on an entry's life, whatever the token's `exp`. */
   ttlCapMs: number;
-  /** How long a bad-signature rejection is remembered. */
+  /** How long a bad-signature rejection is remembered at most. */
   negativeTtlMs: number;
   /** How many rejections are remembered at most. */
   negativeMaxEntries: number;
@@ -37,11 +42,13 @@ interface Entry {
   verified: VerifiedToken;
   expiresAt: number;
   bytes: number;
+  stamp: KeyStamp;
 }
 
 interface Rejection {
   rejection: AuthError;
   expiresAt: number;
+  stamp: KeyStamp;
 }
 
 const encoder = new TextEncoder();
@@ -72,12 +79,15 @@ export class TokenCache {
     return this.#bytes;
   }
 
-  /** Drops everything when the key set version differs from the one entries were made with. */
+  /**
+   * Sweeps out the entries whose key is gone, once per key set version (the hit path
+   * already ignores them; this frees their memory). Called on the miss path.
+   */
   syncKeyVersion(version: number): void {
-    if (version !== this.#keyVersion) {
-      this.clear();
-      this.#keyVersion = version;
-    }
+    if (version === this.#keyVersion) return;
+    this.#keyVersion = version;
+    for (const [digest, e] of this.#entries) if (!e.stamp.live) this.#delete(digest, e);
+    for (const [digest, r] of this.#rejections) if (!r.stamp.live) this.#rejections.delete(digest);
   }
 
   clear(): void {
@@ -91,7 +101,7 @@ export class TokenCache {
     const now = this.#opts.now();
     const e = this.#entries.get(digest);
     if (e) {
-      if (now >= e.expiresAt) {
+      if (now >= e.expiresAt || !e.stamp.live) {
         this.#delete(digest, e);
         return undefined;
       }
@@ -102,25 +112,29 @@ export class TokenCache {
     }
     const r = this.#rejections.get(digest);
     if (!r) return undefined;
-    if (now >= r.expiresAt) {
+    if (now >= r.expiresAt || !r.stamp.live) {
       this.#rejections.delete(digest);
       return undefined;
     }
     return { rejection: r.rejection };
   }
 
-  setVerified(digest: string, verified: VerifiedToken, tokenLength: number): void {
+  /** Remembers a verified token until exp + skew (or the TTL cap), while `stamp` lives. */
+  setVerified(digest: string, verified: VerifiedToken, tokenLength: number, stamp: KeyStamp): void {
+    if (!stamp.live) return;
     const now = this.#opts.now();
     const expiresAt = Math.min(verified.exp * 1000 + this.#opts.skewMs, now + this.#opts.ttlCapMs);
     if (expiresAt <= now) return;
-    this.#put(digest, { verified, expiresAt, bytes: 256 + 2 * tokenLength });
+    this.#put(digest, { verified, expiresAt, bytes: 256 + 2 * tokenLength, stamp });
   }
 
-  setRejected(digest: string, rejection: AuthError): void {
+  /** Remembers a bad-signature rejection for min(ttlMs, negativeTtlMs), while `stamp` lives. */
+  setRejected(digest: string, rejection: AuthError, ttlMs: number, stamp: KeyStamp): void {
     const max = this.#opts.negativeMaxEntries;
-    if (max <= 0 || this.#opts.maxEntries <= 0) return;
+    const ttl = Math.min(ttlMs, this.#opts.negativeTtlMs);
+    if (max <= 0 || this.#opts.maxEntries <= 0 || ttl <= 0 || !stamp.live) return;
     this.#rejections.delete(digest);
-    this.#rejections.set(digest, { rejection, expiresAt: this.#opts.now() + this.#opts.negativeTtlMs });
+    this.#rejections.set(digest, { rejection, expiresAt: this.#opts.now() + ttl, stamp });
     if (this.#rejections.size > max) this.#rejections.delete(this.#rejections.keys().next().value!);
   }
 

@@ -22,7 +22,7 @@ import {
 import type { Config } from "../config.ts";
 import { AuthError, type AuthReason } from "../errors.ts";
 import type { Identity, Verifier } from "./identity.ts";
-import type { KeySet } from "./key_set.ts";
+import type { KeySet, KeyStamp } from "./key_set.ts";
 import { tokenScopes } from "./scope.ts";
 import { type TokenCache, tokenDigest } from "./token_cache.ts";
 
@@ -82,6 +82,12 @@ function describeMismatch(claim: string, got: unknown, expected: readonly string
   return `${was}, expected one of ${JSON.stringify(expected)}${near ? ` (${near})` : ""}`;
 }
 
+/** Filled in by a verification for the cache: which key set, and the stamp of the key used. */
+interface KeysUsed {
+  keys?: KeySet;
+  stamp?: KeyStamp;
+}
+
 export interface TokenVerifierOptions {
   config: Pick<
     Config,
@@ -89,7 +95,7 @@ export interface TokenVerifierOptions {
   >;
   /** The key set for a token's (already accepted) issuer. */
   keysFor: (iss: string) => KeySet;
-  /** Changes whenever any key set changes (drops the cache). */
+  /** Changes whenever any key set changes (the cache then sweeps out entries of removed keys). */
   keyVersion: () => number;
   now: () => number;
   cache?: TokenCache | undefined;
@@ -120,29 +126,81 @@ export class TokenVerifier implements Verifier {
   /** Verifies a compact JWS access token; throws AuthError with a stable reason. */
   async verify(token: string): Promise<VerifiedToken> {
     const cache = this.#opts.cache;
-    if (!cache || token.length > MaxTokenLength) return this.#verify(token);
-    cache.syncKeyVersion(this.#opts.keyVersion());
+    if (!cache || token.length > MaxTokenLength) return this.#verify(token, {});
     const digest = await tokenDigest(token);
     const hit = cache.get(digest);
     if (hit) {
       if ("verified" in hit) return hit.verified;
       throw hit.rejection;
     }
+    cache.syncKeyVersion(this.#opts.keyVersion());
+    const used: KeysUsed = {};
     try {
-      const verified = await this.#verify(token);
-      cache.syncKeyVersion(this.#opts.keyVersion());
-      cache.setVerified(digest, verified, token.length);
+      const verified = await this.#verify(token, used);
+      if (used.stamp) cache.setVerified(digest, verified, token.length, used.stamp);
       return verified;
     } catch (e) {
-      if (e instanceof AuthError && e.code === "bad_signature") {
-        cache.syncKeyVersion(this.#opts.keyVersion());
-        cache.setRejected(digest, e);
+      if (e instanceof AuthError && e.code === "bad_signature" && used.keys && used.stamp) {
+        // Not past the next possible refetch: a key rotated under this kid may come with it.
+        cache.setRejected(digest, e, used.keys.nextRefetchIn(), used.stamp);
       }
       throw e;
     }
   }
 
-  async #verify(token: string): Promise<VerifiedToken> {
+  async #verify(token: string, used: KeysUsed): Promise<VerifiedToken> {
+    const { header, claims } = this.#precheck(token);
+    const keys = this.#opts.keysFor(claims.iss!);
+    if (!keys.ready) {
+      throw new AuthError("no_keys", 503, "", "The authorization server's keys are not loaded yet");
+    }
+    used.keys = keys;
+    const kid = typeof header.kid === "string" ? header.kid : undefined;
+    if (kid !== undefined && !keys.hasKid(kid)) {
+      await keys.refetch("unknown_kid");
+      if (!keys.hasKid(kid)) {
+        throw invalid(
+          "unknown_kid",
+          "The token was signed with an unknown key",
+          `kid ${showClaim(kid)} is not in the JWKS`,
+        );
+      }
+    }
+    let payload: JWTPayload;
+    try {
+      used.stamp = keys.stampFor(kid);
+      payload = await this.#verifyWithKeys(token, keys);
+    } catch (e) {
+      if (!(e instanceof joseErrors.JWSSignatureVerificationFailed)) throw this.#mapError(e, claims);
+      // The key may have been rotated under the same kid: refetch once and retry.
+      if (!(await keys.refetch("bad_signature"))) throw this.#mapError(e, claims);
+      try {
+        used.stamp = keys.stampFor(kid);
+        payload = await this.#verifyWithKeys(token, keys);
+      } catch (e2) {
+        throw this.#mapError(e2, claims);
+      }
+    }
+    if (typeof payload.sub !== "string" || payload.sub === "") {
+      throw invalid("missing_sub", "The token has no subject", "sub must be a non-empty string");
+    }
+    const clientId = payload["client_id"] ?? payload.azp ?? payload["cid"] ?? payload["appid"];
+    return {
+      sub: payload.sub,
+      subject: payload.sub,
+      scopes: tokenScopes(payload),
+      clientId: typeof clientId === "string" ? clientId : undefined,
+      exp: payload.exp!,
+      claims: payload,
+      payload,
+    };
+  }
+
+  /**
+   * The cheap checks, before any key is looked at: size, shape, algorithm, `crit`, `typ`,
+   * issuer, and the claims that can only reject (exp, iat, nbf, aud).
+   */
+  #precheck(token: string): { header: ProtectedHeaderParameters; claims: JWTPayload } {
     const c = this.#opts.config;
     if (token.length > MaxTokenLength) {
       throw invalid("malformed", "The access token is too large", `token is ${token.length} bytes`);
@@ -203,46 +261,7 @@ export class TokenVerifier implements Verifier {
         describeMismatch("aud", claims.aud, c.expectedAudiences),
       );
     }
-    const keys = this.#opts.keysFor(claims.iss);
-    if (!keys.ready) {
-      throw new AuthError("no_keys", 503, "", "The authorization server's keys are not loaded yet");
-    }
-    if (typeof header.kid === "string" && !keys.hasKid(header.kid)) {
-      await keys.refetch();
-      if (!keys.hasKid(header.kid)) {
-        throw invalid(
-          "unknown_kid",
-          "The token was signed with an unknown key",
-          `kid ${showClaim(header.kid)} is not in the JWKS`,
-        );
-      }
-    }
-    let payload: JWTPayload;
-    try {
-      payload = await this.#verifyWithKeys(token, keys);
-    } catch (e) {
-      if (!(e instanceof joseErrors.JWSSignatureVerificationFailed)) throw this.#mapError(e, claims);
-      // The key may have been rotated under the same kid: refetch once and retry.
-      if (!(await keys.refetch())) throw this.#mapError(e, claims);
-      try {
-        payload = await this.#verifyWithKeys(token, keys);
-      } catch (e2) {
-        throw this.#mapError(e2, claims);
-      }
-    }
-    if (typeof payload.sub !== "string" || payload.sub === "") {
-      throw invalid("missing_sub", "The token has no subject", "sub must be a non-empty string");
-    }
-    const clientId = payload["client_id"] ?? payload.azp ?? payload["cid"] ?? payload["appid"];
-    return {
-      sub: payload.sub,
-      subject: payload.sub,
-      scopes: tokenScopes(payload),
-      clientId: typeof clientId === "string" ? clientId : undefined,
-      exp: payload.exp!,
-      claims: payload,
-      payload,
-    };
+    return { header, claims };
   }
 
   async #verifyWithKeys(token: string, keys: KeySet): Promise<JWTPayload> {

@@ -1,4 +1,11 @@
-import { assert, assertEquals, assertInstanceOf, assertRejects, assertStringIncludes } from "@std/assert";
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStrictEquals,
+  assertStringIncludes,
+} from "@std/assert";
 import { CompactSign, exportSPKI, type JWTPayload } from "jose";
 import { DefaultAlgorithms } from "../../src/config.ts";
 import { AuthError } from "../../src/errors.ts";
@@ -657,13 +664,56 @@ Deno.test("TokenVerifier.verify() with a cache still honours exp and key changes
     assertEquals(s.keySet.hasKid("rs1"), false);
     assertEquals((await s.reject(token)).code, "unknown_kid");
   });
-  await t.step("a repeated bad signature does not refetch again", async () => {
+  await t.step("a cached token under a key that stays survives a key change", async () => {
     const s = await setup({ cache: true });
+    const token = await sign(rs, claims(T0));
+    const first = await s.verify(token);
+    s.net.jwks = { keys: [rs.publicJwk, rsNext.publicJwk] };
     s.clock.now = T0 + Cooldown + 1;
-    const forged = await sign({ ...attacker, kid: "rs1" }, claims(s.clock.now));
-    assertEquals((await s.reject(forged)).code, "bad_signature");
-    s.clock.now += Cooldown + 1; // past the refetch cooldown, inside the cached rejection
-    assertEquals((await s.reject(forged)).code, "bad_signature");
+    assertEquals((await s.verify(await sign(rsNext, claims(s.clock.now)))).sub, "user-123", "rs2 added by a refetch");
+    assertEquals(s.keySet.version, 2);
+    assertStrictEquals(await s.verify(token), first, "still answered from the cache");
+  });
+  await t.step("a cached token without a kid goes with any key change", async () => {
+    const s = await setup({ cache: true, jwks: [rs.publicJwk] });
+    const token = await sign(rs, claims(T0), { kid: undefined });
+    const first = await s.verify(token);
+    assertStrictEquals(await s.verify(token), first);
+    s.net.jwks = { keys: [rs.publicJwk, rsNext.publicJwk] };
+    s.clock.now = T0 + Cooldown + 1;
+    await s.verify(await sign(rsNext, claims(s.clock.now)));
+    const again = await s.verify(token);
+    assertEquals(again.sub, "user-123");
+    assertEquals(again === first, false, "verified afresh after the key set changed");
+  });
+  await t.step(
+    "a replayed bad signature refetches once per cooldown; its rejection ends with the cooldown",
+    async () => {
+      const s = await setup({ cache: true });
+      s.clock.now = T0 + Cooldown + 1;
+      const fetchedAt = s.clock.now;
+      const forged = await sign({ ...attacker, kid: "rs1" }, claims(s.clock.now));
+      assertEquals((await s.reject(forged)).code, "bad_signature");
+      assertEquals(s.net.callsTo(JWKS_URL), 2, "the first failure refetches");
+      s.clock.now = fetchedAt + Cooldown - 1; // inside the cooldown: the cached rejection answers
+      assertEquals((await s.reject(forged)).code, "bad_signature");
+      assertEquals(s.net.callsTo(JWKS_URL), 2);
+      s.clock.now = fetchedAt + Cooldown; // the refetch is possible again, the rejection is gone
+      assertEquals((await s.reject(forged)).code, "bad_signature");
+      assertEquals(s.net.callsTo(JWKS_URL), 3);
+    },
+  );
+  await t.step("same kid, new key, rejected inside the cooldown: accepted once the cooldown ends", async () => {
+    const s = await setup({ cache: true });
+    s.net.jwks = { keys: [rsRotated.publicJwk, es.publicJwk] };
+    s.clock.now = T0 + 5_000; // inside the cooldown of the initial load
+    const token = await sign(rsRotated, claims(s.clock.now));
+    assertEquals((await s.reject(token)).code, "bad_signature");
+    s.clock.now = T0 + Cooldown - 1;
+    assertEquals((await s.reject(token)).code, "bad_signature", "the rejection is cached meanwhile");
+    assertEquals(s.net.callsTo(JWKS_URL), 1);
+    s.clock.now = T0 + Cooldown;
+    assertEquals((await s.verify(token)).sub, "user-123");
     assertEquals(s.net.callsTo(JWKS_URL), 2);
   });
 });
