@@ -70,25 +70,40 @@ async function mainRows(ctx: Ctx, port: number, t: Target | undefined, res: Targ
   if (okStatus !== 200 || (t?.auth && badStatus !== 401)) {
     throw new Error(`sanity check failed: valid token → ${okStatus}, bad signature → ${badStatus}`);
   }
+  const on = (row: string) => o.rows.includes(row);
   await wrk(port, pools.validRs, o.warmup, o.connections);
-  log("valid RS256");
-  res.rows.validRs = await throughputRow(port, [pools.validRs], o, "ok", t);
-  await wrk(port, pools.validEs, 1, o.connections);
-  log("valid ES256");
-  res.rows.validEs = await throughputRow(port, [pools.validEs], o, "ok", t);
-  log("cold RS256");
-  res.rows.cold = await throughputRow(port, pools.cold, o, "ok", t);
-  log("bad-signature flood");
-  res.rows.flood = await throughputRow(port, pools.flood, o, "reject", t);
-  await wrk(port, pools.badReplay, 1, o.connections);
-  log("bad signature replayed");
-  res.rows.badReplay = await throughputRow(port, [pools.badReplay], o, "reject", t);
+  if (on("validRs")) {
+    log("valid RS256");
+    res.rows.validRs = await throughputRow(port, [pools.validRs], o, "ok", t, proc?.pid);
+  }
+  if (on("validEs")) {
+    await wrk(port, pools.validEs, 1, o.connections);
+    log("valid ES256");
+    res.rows.validEs = await throughputRow(port, [pools.validEs], o, "ok", t, proc?.pid);
+  }
+  if (on("cold")) {
+    log("cold RS256");
+    res.rows.cold = await throughputRow(port, pools.cold, o, "ok", t, proc?.pid);
+  }
+  if (on("flood")) {
+    log("bad-signature flood");
+    res.rows.flood = await throughputRow(port, pools.flood, o, "reject", t, proc?.pid);
+  }
+  if (on("badReplay")) {
+    await wrk(port, pools.badReplay, 1, o.connections);
+    log("bad signature replayed");
+    res.rows.badReplay = await throughputRow(port, [pools.badReplay], o, "reject", t, proc?.pid);
+  }
   if (proc) res.rssAfterWrkMiB = (await peakRssKiB(proc.pid)) / 1024;
-  log(`fixed rate ${o.rate}/s`);
-  res.latency = await latencyRow(ctx.loadgen, port, pools.validRs, o);
-  log("SSE");
-  res.ssePaced = await sseRow(ctx.loadgen, port, ctx.validToken, 1000, 5);
-  res.sseBurst = await sseRow(ctx.loadgen, port, ctx.validToken, 0, 20);
+  if (on("rate")) {
+    log(`fixed rate ${o.rate}/s`);
+    res.latency = await latencyRow(ctx.loadgen, port, pools.validRs, o);
+  }
+  if (on("sse")) {
+    log("SSE");
+    res.ssePaced = await sseRow(ctx.loadgen, port, ctx.validToken, 1000, 5);
+    res.sseBurst = await sseRow(ctx.loadgen, port, ctx.validToken, 0, 20);
+  }
 }
 
 /** Start-up: fresh processes, each started by loadgen, which polls every 0.5 ms with a valid token. */
@@ -126,7 +141,7 @@ async function featureRows(ctx: Ctx, t: Target, res: TargetResult) {
       const status = await probe(started.port, token);
       if (status !== 200) throw new Error(`sanity check failed: the row's first token → ${status}`);
       await wrk(started.port, f.pool(pools), 1, o.connections);
-      res.rows[f.key] = await throughputRow(started.port, [f.pool(pools)], o, "ok", t);
+      res.rows[f.key] = await throughputRow(started.port, [f.pool(pools)], o, "ok", t, proc?.pid);
     } catch (e) {
       (res.featureErrors ??= {})[f.key] = e instanceof Error ? e.message : String(e);
       log(`${t.label}, ${f.key}: ${res.featureErrors[f.key]}`);
@@ -159,7 +174,7 @@ async function measureTarget(ctx: Ctx, t: Target | undefined): Promise<TargetRes
     await proc?.stop();
     if (proc && !ctx.o.keepLogs) await Deno.remove(logFile).catch(() => {});
   }
-  if (t && !res.error) {
+  if (t && !res.error && ctx.o.rows.includes("start")) {
     res.startRuns = await startups(ctx, t);
     res.startMs = median(res.startRuns);
   }
@@ -173,7 +188,7 @@ async function report(
   info: Awaited<ReturnType<typeof machineInfo>>,
   pinned: string,
 ) {
-  const { table, meta } = renderTable(results, info, ctx.o, pinned, ctx.features);
+  const { table, cpu, meta } = renderTable(results, info, ctx.o, pinned, ctx.features);
   const checks = checkTargets(results);
   const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
   const md = [
@@ -182,6 +197,8 @@ async function report(
     ...meta.map((m) => `- ${m}`),
     "",
     table,
+    "",
+    cpu,
     "",
     "Targets:",
     "",
@@ -211,7 +228,7 @@ async function main() {
   await ensureTools(o.install);
   const info = await machineInfo();
   const loadgen = await buildLoadgen();
-  const pools = await makePools(o);
+  const pools = await makePools({ ...o, coldPool: o.rows.includes("cold") ? o.coldPool : 0 });
   const binary = o.targets.includes("binary") ? (o.binary || await buildBinary(o.src)) : "";
   const binary2 = o.targets.includes("binary2") ? await buildBinary(o.src2, "bin2") : "";
   const origin = await startOrigin(loadCpus);

@@ -143,7 +143,10 @@ async function profileRow(
   await Deno.remove(dir, { recursive: true }).catch(() => {});
   await Deno.mkdir(dir, { recursive: true });
   const port = freePort();
-  const env = { ...gatewayEnv(port, ctx.origin, freePort()), ...o.extraEnv };
+  const env: Record<string, string> = { ...gatewayEnv(port, ctx.origin, freePort()), ...o.extraEnv };
+  // Bun's sampling profiler suspends threads with SIGPWR; one pending across the gateway's
+  // execve (raising Bun's fetch cap) kills the new image. Set the cap it would raise to.
+  if (runtime === "bun") env.BUN_CONFIG_MAX_HTTP_REQUESTS ??= "65535";
   const logFile = `${Run}/profile-${runtime}.log`;
   await Deno.remove(logFile).catch(() => {});
   const t0 = performance.now();

@@ -1,5 +1,5 @@
 /** The measurements: wrk throughput rows, the fixed-rate latency row, SSE. */
-import { baseEnv, BenchDir, median, run, spread } from "./common.ts";
+import { baseEnv, BenchDir, median, run, sleep, spread } from "./common.ts";
 import type { Options } from "./options.ts";
 import type { Target } from "./targets.ts";
 // ---------------------------------------------------------------- measurements
@@ -41,7 +41,19 @@ export interface RowResult {
   value: number;
   spread: number;
   runs: number[];
+  /**
+   * CPU time of the system under test (user + system, all threads) per request, µs: the
+   * median over the runs. Unlike req/s it hardly moves when other work takes the CPU away.
+   */
+  cpuUs?: number;
   note?: string;
+}
+
+/** User + system CPU seconds of a process, all threads (/proc/<pid>/stat, clock ticks of 10 ms). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`).catch(() => "");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 export type Expect = "ok" | "reject";
@@ -52,12 +64,18 @@ export async function throughputRow(
   o: Options,
   expect: Expect,
   t: Target | undefined,
+  pid?: number,
 ): Promise<RowResult> {
   const runs: number[] = [];
+  const cpu: number[] = [];
   const notes = new Set<string>();
   for (let i = 0; i < o.repeats; i++) {
     const file = files[i % files.length]!;
+    // The previous run's last requests (cut off by wrk: 499) may still hold their slots.
+    await sleep(250);
+    const cpu0 = pid === undefined ? NaN : await cpuSeconds(pid);
     const res = await wrk(port, file, o.duration, o.connections);
+    if (pid !== undefined) cpu.push(((await cpuSeconds(pid)) - cpu0) * 1e6 / res.requests);
     runs.push(res.rps);
     if (res.socketErrors) notes.add(`socket errors: ${res.socketErrors}`);
     if (expect === "ok" && res.non2xx > 0) notes.add(`${res.non2xx} non-2xx`);
@@ -66,7 +84,13 @@ export async function throughputRow(
     }
     if (res.wrapped && files.length > 1 && t?.caches) notes.add("pool wrapped");
   }
-  return { value: median(runs), spread: spread(runs), runs, ...(notes.size ? { note: [...notes].join("; ") } : {}) };
+  return {
+    value: median(runs),
+    spread: spread(runs),
+    runs,
+    ...(cpu.length ? { cpuUs: median(cpu) } : {}),
+    ...(notes.size ? { note: [...notes].join("; ") } : {}),
+  };
 }
 
 export interface LatencyResult {

@@ -25,6 +25,8 @@ export const Help = `Usage: deno run -A bench/bench.ts [options]
                       none: no feature rows): SCOPE_RULES with 10 rules, a cached opaque token
                       (INTROSPECTION_*), REDIS_ADDR rate limits
   --feature-targets=L the mcp-gate forms that get the feature rows (default: binary)
+  --rows=LIST         only these main rows (default all): validRs, validEs, cold, flood, badReplay,
+                      rate, sse, start (e.g. --rows=validRs,flood for a quick A/B)
   --keep-logs         keep the systems' access logs in .tmp/bench/run/
   --no-install        do not apt-get missing tools; fail instead
   --quick             --duration=2 --repeats=1 --warmup=1 --latency-seconds=3 --startups=3
@@ -47,6 +49,7 @@ export function parseOptions(args: string[]) {
     binary: "",
     src: Root.replace(/\/$/, ""),
     src2: "",
+    rows: ["validRs", "validEs", "cold", "flood", "badReplay", "rate", "sse", "start"],
     keepLogs: false,
     install: true,
   };
@@ -104,6 +107,9 @@ export function parseOptions(args: string[]) {
         break;
       case "--feature-targets":
         o.featureTargets = v.split(",").filter(Boolean);
+        break;
+      case "--rows":
+        o.rows = v.split(",").filter(Boolean);
         break;
       case "--src2":
         o.src2 = v.startsWith("/") ? v.replace(/\/$/, "") : `${Deno.cwd()}/${v}`.replace(/\/$/, "");

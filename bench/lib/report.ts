@@ -131,6 +131,28 @@ function resourceLines(cols: TargetResult[], refs: Refs): string[] {
   ];
 }
 
+/**
+ * CPU µs per request of each system under test (user + system, all its threads): the
+ * figure that other work on the machine disturbs least, for comparisons across runs.
+ */
+function cpuTable(results: TargetResult[], features: Feature[]): string {
+  const cols = results.filter((r) => r.key !== "direct");
+  const header = ["CPU µs per request", ...cols.map((c) => c.label)];
+  const rows = [...MainRows, ...features.map((f) => [f.key, f.label] as [string, string])];
+  return [
+    `| ${header.join(" | ")} |`,
+    `|${header.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`,
+    ...rows.filter(([key]) => cols.some((c) => c.rows[key]?.cpuUs !== undefined)).map(([key, name]) =>
+      `| ${name.replace(" (req/s)", "")} | ${
+        cols.map((c) => {
+          const v = c.rows[key]?.cpuUs;
+          return finite(v) ? v.toFixed(0) : "—";
+        }).join(" | ")
+      } |`
+    ),
+  ].join("\n");
+}
+
 export function renderTable(
   results: TargetResult[],
   info: Awaited<ReturnType<typeof machineInfo>>,
@@ -172,7 +194,7 @@ export function renderTable(
     `(x D, y H): ratio to DIRECT and to HAProxy in this run (req/s: higher is better; ms and MiB: lower is better); ` +
     `load average at the start: ${info.load}`,
   ];
-  return { table: lines.join("\n"), meta };
+  return { table: lines.join("\n"), cpu: cpuTable(results, features), meta };
 }
 
 export interface TargetCheck {
