@@ -155,7 +155,11 @@ async function serve(rt: Runtime): Promise<void> {
     : undefined;
   // The same for Redis (REDIS_ADDR / REDIS_URL): the client library and node:net load only when set.
   const redis = config.rateLimits.redis
-    ? (await import("./limits/redis_client.ts")).connectRedis(config.rateLimits.redis, log)
+    ? (await import("./limits/redis_client.ts")).connectRedis(
+      config.rateLimits.redis,
+      log,
+      config.rateLimits.failClosed,
+    )
     : undefined;
 
   let disable: (req: Request) => void = () => {};

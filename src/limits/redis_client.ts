@@ -61,13 +61,20 @@ function options(s: RedisSettings, extra: Options): Options {
 
 type WithBucket = Redis & { mcpgateBucket(key: string, ...args: string[]): Promise<number> };
 
-/** Starts connecting to Redis; the returned connection is usable at once (ready: false until connected). */
-export function connectRedis(s: RedisSettings, log: Logger): RedisConnection {
+/**
+ * Starts connecting to Redis; the returned connection is usable at once (ready: false until
+ * connected). `failClosed` only changes what the start-up error says happens meanwhile.
+ */
+export function connectRedis(s: RedisSettings, log: Logger, failClosed = false): RedisConnection {
   const client = new Redis(options(s, { retryStrategy: reconnectDelay })) as WithBucket;
   client.defineCommand("mcpgateBucket", { numberOfKeys: 1, lua: BucketScript });
   let connectedOnce = false;
   let down = true;
   let lastWarn = -Infinity;
+  let closing = false;
+  const meanwhile = failClosed
+    ? "rate-limited requests get 503 (RATE_LIMIT_FAIL_CLOSED) until it answers"
+    : "rate limits are decided per replica until it answers";
   client.on("ready", () => {
     log.info(connectedOnce ? "redis reconnected" : "redis connected", { redis: s.display });
     connectedOnce = true;
@@ -77,10 +84,7 @@ export function connectRedis(s: RedisSettings, log: Logger): RedisConnection {
     const error = scrub(e.message, s.password);
     if (!connectedOnce && lastWarn === -Infinity) {
       // The first failure at start-up is an error; the gateway keeps serving meanwhile.
-      log.error("redis unavailable: rate limits are decided per replica until it answers", {
-        redis: s.display,
-        error,
-      });
+      log.error(`redis unavailable: ${meanwhile}`, { redis: s.display, error });
       lastWarn = Date.now();
     } else if (Date.now() - lastWarn >= 10_000) {
       log.warn("redis connection failed; reconnecting", { redis: s.display, error });
@@ -88,7 +92,7 @@ export function connectRedis(s: RedisSettings, log: Logger): RedisConnection {
     }
   });
   client.on("close", () => {
-    if (!down && connectedOnce) log.warn("redis connection lost; reconnecting", { redis: s.display });
+    if (!down && !closing) log.warn("redis connection lost; reconnecting", { redis: s.display });
     down = true;
   });
   return {
@@ -96,7 +100,10 @@ export function connectRedis(s: RedisSettings, log: Logger): RedisConnection {
       return client.status === "ready";
     },
     runBucket: (key, args) => client.mcpgateBucket(key, ...args),
-    close: () => client.disconnect(),
+    close: () => {
+      closing = true;
+      client.disconnect();
+    },
   };
 }
 
