@@ -146,8 +146,24 @@ class Walker {
   }
 }
 
+const Watched = ['"method"', '"params"', '"name"', '"uri"'];
+
+/**
+ * Without a backslash no key is escaped, so a key given twice appears twice as quoted text:
+ * when none of the watched keys does, there is nothing to walk.
+ */
+function cannotRepeat(text: string): boolean {
+  if (text.includes("\\")) return false;
+  for (const k of Watched) {
+    const at = text.indexOf(k);
+    if (at !== -1 && text.indexOf(k, at + 1) !== -1) return false;
+  }
+  return true;
+}
+
 /** The first watched key given twice, in document order; undefined when there is none. */
 export function findDuplicateKey(text: string): DuplicateKey | undefined {
+  if (cannotRepeat(text)) return undefined;
   const w = new Walker(text);
   w.skipSpace();
   const c = text.charCodeAt(w.pos);

@@ -2,11 +2,19 @@
  * Reads a request body whole, for a middleware that must look inside it before the request
  * is forwarded (SCOPE_RULES). The same bounds as a streamed body: MAX_REQUEST_BODY counts
  * the bytes received, chunked or not (413), and READ_TIMEOUT bounds the whole read (408).
+ *
+ * A body with a Content-Length (checked against the limit first; HTTP framing bounds it)
+ * is read natively with arrayBuffer(), which costs a fraction of a JS read loop; a chunked
+ * body is read chunk by chunk so that its bytes can be counted as they come.
  */
 import { RequestError } from "../errors.ts";
 
 function tooLarge(maxBytes: number): RequestError {
   return new RequestError("body_too_large", 413, `Request body exceeds ${maxBytes} bytes`);
+}
+
+function clientGone(): RequestError {
+  return new RequestError("client_closed", 499, "The client went away while sending the request body");
 }
 
 /** The body's exact bytes (empty when there is none). Throws RequestError 413, 408 or 499. */
@@ -18,7 +26,6 @@ export async function readBody(
   const declared = req.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) throw tooLarge(maxBytes);
   if (req.body === null) return new Uint8Array(0);
-  const reader = req.body.getReader();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     if (readTimeoutMs > 0) {
@@ -30,6 +37,27 @@ export async function readBody(
     }
   });
   timeout.catch(() => {});
+  try {
+    const bytes = declared !== null ? await readDeclared(req, timeout) : await readChunked(req, maxBytes, timeout);
+    if (bytes.byteLength > maxBytes) throw tooLarge(maxBytes);
+    return bytes;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readDeclared(req: Request, timeout: Promise<never>): Promise<Uint8Array<ArrayBuffer>> {
+  const read = req.arrayBuffer();
+  read.catch(() => {}); // after a timeout nobody waits for it
+  try {
+    return new Uint8Array(await Promise.race([read, timeout]));
+  } catch (e) {
+    throw e instanceof RequestError ? e : clientGone();
+  }
+}
+
+async function readChunked(req: Request, maxBytes: number, timeout: Promise<never>): Promise<Uint8Array<ArrayBuffer>> {
+  const reader = req.body!.getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
   try {
@@ -42,10 +70,7 @@ export async function readBody(
     }
   } catch (e) {
     reader.cancel().catch(() => {});
-    if (e instanceof RequestError) throw e;
-    throw new RequestError("client_closed", 499, "The client went away while sending the request body");
-  } finally {
-    clearTimeout(timer);
+    throw e instanceof RequestError ? e : clientGone();
   }
   const bytes = new Uint8Array(total);
   let at = 0;
