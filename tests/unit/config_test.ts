@@ -58,6 +58,7 @@ Deno.test("loadConfig() fills every field with its default", () => {
     metricsAddr: { hostname: "0.0.0.0", port: 9090 },
     identityHeaders: true,
     claimHeaders: [],
+    stripRequestHeaders: [],
     forwardToken: false,
     tokenCacheSize: 10_000,
     introspection: undefined,
