@@ -40,6 +40,8 @@ export interface ProfileSummary {
   samples: number;
   functions: SelfRow[];
   files: SelfRow[];
+  /** The gateway's own functions (not node_modules, not the runtime's) by total time, callees included. */
+  totals: SelfRow[];
 }
 
 /** A source location, short: repository-relative, node_modules packages by name, 1-based line. */
@@ -101,6 +103,7 @@ export function summarize(profile: CpuProfile, opts: { lastMs?: number; root?: s
     files.set(f, (files.get(f) ?? 0) + r.selfMs);
   }
   const top = opts.top ?? 20;
+  const totals = inclusive(profile, times, from, busy, root);
   const summary: ProfileSummary = {
     busyMs: busy / 1000,
     idleMs: idle / 1000,
@@ -113,8 +116,42 @@ export function summarize(profile: CpuProfile, opts: { lastMs?: number; root?: s
       selfMs: ms,
       selfPct: busy > 0 ? (ms * 1000 / busy) * 100 : 0,
     })).sort((a, b) => b.selfMs - a.selfMs).slice(0, top),
+    totals: totals.slice(0, top),
   };
   return summary;
+}
+
+/** Total (inclusive) time of the functions in the repository's own files: each sample counts once per function on its stack. */
+function inclusive(profile: CpuProfile, times: number[], from: number, busy: number, root: string): SelfRow[] {
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n.callFrame]));
+  const total = new Map<string, { frame: CallFrame; us: number }>();
+  const own = (f: CallFrame) =>
+    f.url !== "" && !f.url.includes("/node_modules/") && !f.url.startsWith("ext:") &&
+    !f.url.startsWith("node:") && !f.url.startsWith("builtin:");
+  for (let i = 0; i < profile.samples.length; i++) {
+    if (times[i]! < from || i + 1 >= profile.samples.length) continue;
+    const us = times[i + 1]! - times[i]!;
+    const seen = new Set<string>();
+    for (let id: number | undefined = profile.samples[i]; id !== undefined; id = parent.get(id)) {
+      const f = byId.get(id)!;
+      if (f.functionName === "(idle)") break;
+      if (!own(f)) continue;
+      const key = `${f.functionName}\u0000${f.url}\u0000${f.lineNumber}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const e = total.get(key);
+      if (e) e.us += us;
+      else total.set(key, { frame: f, us });
+    }
+  }
+  return [...total.values()].map(({ frame, us }) => ({
+    name: frame.functionName || "(anonymous)",
+    location: shortLocation(frame, root),
+    selfMs: us / 1000,
+    selfPct: busy > 0 ? (us / busy) * 100 : 0,
+  })).sort((a, b) => b.selfMs - a.selfMs);
 }
 
 const cellText = (s: string) => s.replace(/\|/g, "\\|");
@@ -139,6 +176,14 @@ export function renderSummary(s: ProfileSummary): string {
     "| file | self % | self ms |",
     "| :-- | --: | --: |",
     ...s.files.map((r) => `| ${cellText(r.location)} | ${r.selfPct.toFixed(1)} | ${r.selfMs.toFixed(0)} |`),
+    "",
+    "The gateway's own functions by total time (callees included):",
+    "",
+    "| function | file:line | total % | total ms |",
+    "| :-- | :-- | --: | --: |",
+    ...s.totals.map((r) =>
+      `| \`${cellText(r.name)}\` | ${cellText(r.location)} | ${r.selfPct.toFixed(1)} | ${r.selfMs.toFixed(0)} |`
+    ),
   ];
   return lines.join("\n");
 }
