@@ -21,6 +21,13 @@ const Root = new URL("../", import.meta.url);
 const RootPath = decodeURIComponent(Root.pathname);
 const Entry = "mod.ts";
 
+/**
+ * The V8 flag every documented Deno command carries: V8 lets the young generation grow to
+ * 3 × 16 MiB under steady traffic; capped at 3 × 4 MiB, Deno's RSS after the 60 s mixed
+ * load falls from about 157 to 113 MiB at the same CPU (README, Reliability).
+ */
+export const DenoV8Flags = "--v8-flags=--max-semi-space-size=4";
+
 /** Bun's own limit on request headers (default 16 KiB, answered with Bun's 431 before our code runs). */
 export const BunMaxHeaderBytes = 262_144;
 
@@ -190,7 +197,7 @@ export async function bundle(outdir: string, log = console.log): Promise<string>
     quiet: true,
   });
   const header = `// mcp-gate ${Version}: a stateless OAuth 2.1 gateway for MCP servers. One self-contained module.\n` +
-    `// Run: deno run --unstable-no-legacy-abort --allow-net --allow-env <URL of this file> [command]\n` +
+    `// Run: deno run ${DenoV8Flags} --unstable-no-legacy-abort --allow-net --allow-env <URL of this file> [command]\n` +
     // The Redis client (ioredis, inlined, loaded only when REDIS_ADDR or REDIS_URL is set) is CommonJS and
     // require()s Node built-ins, which the bundle's require shim cannot do in an ES module: give it
     // Deno's. A remote module's URL is no base for createRequire; built-ins need none.

@@ -55,7 +55,7 @@ export interface Tracer {
   /** The context of the client's `traceparent` (and `tracestate`), if valid. */
   extract(headers: Headers): SpanContext | undefined;
   /** Sets `traceparent` (and `tracestate`, if any) for a request made on behalf of `span`. */
-  inject(span: Span, headers: Headers): void;
+  inject(span: Span, headers: Pick<Headers, "set" | "delete">): void;
   /** The `traceparent` value for `span`. */
   traceparentFor(span: Span): string;
   /** Exports what is queued now. Never rejects. */
@@ -340,7 +340,7 @@ class TracerImpl implements Tracer {
     return ctx;
   }
 
-  inject(span: Span, headers: Headers): void {
+  inject(span: Span, headers: Pick<Headers, "set" | "delete">): void {
     headers.set("traceparent", formatTraceparent(span.context));
     if (span.context.traceState !== undefined) headers.set("tracestate", span.context.traceState);
     else headers.delete("tracestate");

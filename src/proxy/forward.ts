@@ -12,7 +12,8 @@
  */
 import { RequestError, UpstreamError } from "../errors.ts";
 import { guardBody } from "./body_guard.ts";
-import { clientResponseHeaders, isEventStream } from "./headers.ts";
+import { chunkReader } from "./chunk_reader.ts";
+import { clientResponseHeaders, type HeaderRecord, isEventStream } from "./headers.ts";
 
 const NullBodyStatus = new Set([101, 103, 204, 205, 304]);
 
@@ -66,7 +67,7 @@ export function stripAccessToken(search: string): string {
 export async function forward(
   req: Request,
   target: string,
-  headers: Headers,
+  headers: HeaderRecord,
   opts: ForwardOptions,
 ): Promise<Response> {
   const abort = new AbortController();
@@ -145,7 +146,7 @@ export async function forward(
     finish();
     return new Response(res.body, { status: res.status, statusText: res.statusText, headers: responseHeaders });
   }
-  const prime = opts.primeEventStream === true && isEventStream(responseHeaders);
+  const prime = opts.primeEventStream === true && isEventStream(res.headers.get("content-type"));
   return new Response(relay(res.body, abort, finish, prime ? SsePrime : undefined), {
     status: res.status,
     statusText: res.statusText,
@@ -160,19 +161,19 @@ function relay(
   done: () => void,
   prefix: Uint8Array | undefined,
 ): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
+  const reader = chunkReader(body);
   return new ReadableStream<Uint8Array>({
     start(controller) {
       if (prefix) controller.enqueue(prefix);
     },
     async pull(controller) {
       try {
-        const { done: finished, value } = await reader.read();
-        if (finished) {
+        const chunk = await reader.read();
+        if (chunk === undefined) {
           done();
           controller.close();
         } else {
-          controller.enqueue(value);
+          controller.enqueue(chunk);
         }
       } catch (e) {
         done();

@@ -12,7 +12,7 @@ import { RequestError, UpstreamError } from "../errors.ts";
 import type { GatewayEnv, RequestState } from "../context.ts";
 import { forward, stripAccessToken, upstreamTarget } from "./forward.ts";
 import type { Logger } from "../logging.ts";
-import { requestHeaderFilter, type UpstreamIdentity, upstreamRequestHeaders } from "./headers.ts";
+import { type HeaderRecord, requestHeaderFilter, type UpstreamIdentity, upstreamRequestHeaders } from "./headers.ts";
 
 export interface ProxyDeps {
   fetch: typeof fetch;
@@ -30,7 +30,10 @@ function claimValue(v: unknown): string {
 }
 
 /** Builds the upstream request's headers from the client's, the connection and the verified identity. */
-function upstreamHeaders(config: Config, log: Logger | undefined): (req: Request, state: RequestState) => Headers {
+function upstreamHeaders(
+  config: Config,
+  log: Logger | undefined,
+): (req: Request, state: RequestState) => HeaderRecord {
   const claimHeaders = config.claimHeaders;
   const filter = requestHeaderFilter(claimHeaders.map(([, h]) => h), config.stripRequestHeaders);
   const debug = log?.enabled("debug") ? log : undefined;
@@ -64,7 +67,7 @@ function upstreamHeaders(config: Config, log: Logger | undefined): (req: Request
       debug &&
         ((names) => debug.debug("client identity headers stripped", { headers: names, request_id: state.requestId })),
     );
-    headers.set("x-request-id", state.requestId);
+    headers["x-request-id"] = state.requestId;
     return headers;
   };
 }
@@ -91,7 +94,12 @@ export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
         "url.full": upstreamTarget(config.upstreamUrl, state.path, ""),
       },
     });
-    if (upstreamSpan) tracer!.inject(upstreamSpan, headers);
+    if (upstreamSpan) {
+      tracer!.inject(upstreamSpan, {
+        set: (name, value) => void (headers[name] = value),
+        delete: (name) => void delete headers[name],
+      });
+    }
     const sent = performance.now();
     let res: Response;
     try {

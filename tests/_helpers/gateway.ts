@@ -11,6 +11,7 @@ import { assert, assertEquals } from "@std/assert";
 import type { Issuer } from "./issuer.ts";
 import type { Upstream } from "./upstream.ts";
 import { sleep } from "./http.ts";
+import { DenoV8Flags } from "../../scripts/build.ts";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 export const RESOURCE_URI = "https://mcp.example.test/mcp";
@@ -38,7 +39,8 @@ function localBin(name: string): string {
 /** The targets selected by MCPGATE_TEST_TARGETS. */
 export function gatewayTargets(): Target[] {
   const builtIn: Record<string, string[]> = {
-    deno: [Deno.execPath(), "run", "-A", "mod.ts"],
+    // With the V8 flag the README gives for Deno (young generation capped; see Reliability).
+    deno: [Deno.execPath(), "run", "-A", DenoV8Flags, "mod.ts"],
     bun: [localBin("bun"), "run", "mod.ts"],
     binary: [`${REPO_ROOT}dist/mcp-gate`],
     // Served from a loopback URL with an empty Deno cache, as users run it.

@@ -1,12 +1,20 @@
 import { assertEquals } from "@std/assert";
 import {
-  clientResponseHeaders,
+  clientResponseHeaders as buildResponseHeaders,
   type ForwardedInfo,
   requestHeaderFilter,
   type UpstreamIdentity,
-  upstreamRequestHeaders,
+  upstreamRequestHeaders as buildRequestHeaders,
 } from "../../src/proxy/headers.ts";
 import { stripAccessToken, upstreamTarget } from "../../src/proxy/forward.ts";
+
+/** The builders return plain records (the runtimes' fastest init); the tests read them as Headers. */
+function upstreamRequestHeaders(...args: Parameters<typeof buildRequestHeaders>): Headers {
+  return new Headers(buildRequestHeaders(...args));
+}
+function clientResponseHeaders(upstream: Headers): Headers {
+  return new Headers(buildResponseHeaders(upstream));
+}
 
 /** Headers as a sorted list of [lower-case name, value]. */
 function entries(h: Headers): [string, string][] {
@@ -412,6 +420,26 @@ Deno.test("clientResponseHeaders() strips hop-by-hop and server identification",
       assertEquals(entries(clientResponseHeaders(new Headers(input))), entries(new Headers(expected)));
     });
   }
+});
+
+Deno.test("clientResponseHeaders() keeps every Set-Cookie", () => {
+  const upstream = new Headers([["set-cookie", "a=1; Path=/"], ["set-cookie", "b=2; HttpOnly"], ["x-kept", "1"]]);
+  const h = clientResponseHeaders(upstream);
+  assertEquals(h.getSetCookie(), ["a=1; Path=/", "b=2; HttpOnly"]);
+  assertEquals(h.get("x-kept"), "1");
+});
+
+Deno.test("upstreamRequestHeaders() treats names such as __proto__ as plain names", () => {
+  const out = buildRequestHeaders(
+    new Headers([["__proto__", "x"], ["constructor", "y"], ["tostring", "z"]]),
+    null,
+    Fwd,
+    Plain,
+    null,
+  );
+  assertEquals(Object.getPrototypeOf(out), null);
+  assertEquals([out["__proto__"], out["constructor"], out["tostring"]], ["x", "y", "z"]);
+  assertEquals(new Headers(out).get("__proto__"), "x");
 });
 
 Deno.test("upstreamTarget() appends the request path and query to the base URL", async (t) => {
