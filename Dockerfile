@@ -42,8 +42,10 @@ RUN set -eu; \
 
 FROM scratch
 COPY --from=build /rootfs /
-# No BUN_CONFIG_MAX_HTTP_REQUESTS here: when it is unset the gateway raises Bun's fetch cap (256 by
-# default) to its maximum itself at start-up, so MAX_TOTAL_CONNECTIONS streams all reach the upstream.
+# Bun's fetch runs 256 upstream requests at once unless told otherwise at start-up; the gateway raises
+# it to Bun's maximum itself by re-executing when it is unset, which costs one more start (~35 ms): set
+# here, the image starts once.
+ENV BUN_CONFIG_MAX_HTTP_REQUESTS=65535
 USER 65534:65534
 EXPOSE 8080 9090
 ENTRYPOINT ["/mcp-gate"]

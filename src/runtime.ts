@@ -115,8 +115,10 @@ export function bunFetchCap(value: string | undefined): number {
  * so stream 257 would wait for UPSTREAM_TIMEOUT. When the variable is unset, the process
  * replaces itself (execve: same pid, stdio, signal handling and exit code) with the same
  * arguments and the variable set to Bun's maximum; the new image sees it set, so this
- * happens at most once. Costs one more start of the runtime (about 15–40 ms). Where
- * execve is missing (Windows) or fails, nothing happens: the caller clamps its own cap.
+ * happens at most once. detectRuntime() does it first thing for the serving commands: the
+ * replaced image has then only loaded mod.ts (`bun run`: about 40 ms, the binary: about 10
+ * ms, plus about 20 ms for Bun's own start). Where execve is missing (Windows) or fails,
+ * nothing happens: the caller clamps its own cap.
  */
 function raiseBunFetchCap(proc: NodeProcess): void {
   const current = proc.env[BunFetchCapVar];
@@ -222,6 +224,10 @@ function denoRuntime(deno: typeof Deno): Runtime {
 /** Detects the runtime this process runs on. */
 export async function detectRuntime(): Promise<Runtime> {
   if (g.Bun && g.process) {
+    // Serving needs Bun's fetch cap raised, which replaces the process: before anything more
+    // loads (node:http alone takes 20–60 ms), so the first image costs a bare start of Bun.
+    const command = g.process.argv[2];
+    if (command === undefined || command === "serve" || command === "demo") raiseBunFetchCap(g.process);
     // node:http holds Bun's HTTP header limit (settable, unlike a Bun.serve option).
     const [http, fs] = await Promise.all([import("node:http"), import("node:fs")]);
     return bunRuntime(g.Bun, g.process, http.default, fs);
