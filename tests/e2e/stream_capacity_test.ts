@@ -39,8 +39,12 @@ class HoldingUpstream {
         controller.enqueue(encoder.encode("event: open\ndata: {}\n\n"));
         released.then(() => {
           if (closed) return;
-          controller.enqueue(encoder.encode("event: done\ndata: {}\n\n"));
-          controller.close();
+          try {
+            controller.enqueue(encoder.encode("event: done\ndata: {}\n\n"));
+            controller.close();
+          } catch {
+            // The gateway went away first (its connection errored the stream).
+          }
           close();
         });
       },
