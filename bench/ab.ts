@@ -6,6 +6,7 @@
  *
  *   deno run -A bench/ab.ts --a=/work/perf-base --b=/work/main [--runtime=bun|deno|binary]
  *                          [--row=valid|flood|replay] [--rounds=6] [--seconds=3] [--env=K=V,…]
+ *                          [--env-a=K=V,…] [--env-b=K=V,…]   (one side's own environment)
  *
  * The same origin, keys, token pools and gateway settings as bench/bench.ts. For
  * --runtime=binary both checkouts are compiled (.tmp/bench/ab-a, ab-b).
@@ -26,9 +27,12 @@ const runtime = option("runtime", "bun");
 const row = option("row", "valid");
 const rounds = Math.min(20, Number(option("rounds", "6")));
 const seconds = Math.min(30, Number(option("seconds", "3")));
-const extraEnv = Object.fromEntries(
-  option("env", "").split(",").filter(Boolean).map((kv) => [kv.split("=")[0]!, kv.slice(kv.indexOf("=") + 1)]),
-);
+const envOption = (name: string) =>
+  Object.fromEntries(
+    option(name, "").split(",").filter(Boolean).map((kv) => [kv.split("=")[0]!, kv.slice(kv.indexOf("=") + 1)]),
+  );
+const extraEnv = envOption("env");
+const sideEnv: Record<string, Record<string, string>> = { A: envOption("env-a"), B: envOption("env-b") };
 if (!a || !b || !["bun", "deno", "binary"].includes(runtime) || !["valid", "flood", "replay"].includes(row)) {
   console.error(
     "usage: deno run -A bench/ab.ts --a=DIR --b=DIR [--runtime=bun|deno|binary] [--row=valid|flood|replay]",
@@ -55,7 +59,7 @@ try {
   const token = (await Deno.readTextFile(pools.validRs)).split("\n")[0]!;
   for (const [name, src] of [["A", a], ["B", b]] as const) {
     const port = freePort();
-    const env = { ...gatewayEnv(port, origin, freePort()), ...extraEnv };
+    const env = { ...gatewayEnv(port, origin, freePort()), ...extraEnv, ...sideEnv[name] };
     const proc = spawn(name, pin(await argv(src, name.toLowerCase()), sutCpu), {
       env,
       logFile: `${Run}/ab-${name}.log`,
