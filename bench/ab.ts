@@ -11,7 +11,7 @@
  * The same origin, keys, token pools and gateway settings as bench/bench.ts. For
  * --runtime=binary both checkouts are compiled (.tmp/bench/ab-a, ab-b).
  */
-import { Bun, firstOk, freePort, log, median, pinSelf, type Proc, Run, spawn } from "./lib/common.ts";
+import { Bun, denoGatewayArgv, firstOk, freePort, log, median, pinSelf, type Proc, Run, spawn } from "./lib/common.ts";
 import { buildBinary, buildLoadgen, makePools, startOrigin } from "./lib/setup.ts";
 import { gatewayEnv, pin } from "./lib/targets.ts";
 import { cpuSeconds, wrk } from "./lib/measure.ts";
@@ -43,7 +43,7 @@ if (!a || !b || !["bun", "deno", "binary"].includes(runtime) || !["valid", "floo
 async function argv(src: string, side: string): Promise<string[]> {
   if (runtime === "bun") return [Bun, "run", `${src}/mod.ts`];
   if (runtime === "deno") {
-    return [Deno.execPath(), "run", "--allow-net", "--allow-env", "--config", `${src}/deno.json`, `${src}/mod.ts`];
+    return denoGatewayArgv(src);
   }
   return [await buildBinary(src, `ab-${side}`)];
 }

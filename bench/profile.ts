@@ -19,6 +19,7 @@
 import {
   BenchDir,
   Bun,
+  denoGatewayArgv,
   firstOk,
   freePort,
   log,
@@ -110,7 +111,7 @@ function profiledArgv(runtime: string, src: string, dir: string): string[] {
   const flags = ["--cpu-prof", `--cpu-prof-dir=${dir}`];
   return runtime === "bun"
     ? [Bun, "--max-http-header-size=262144", ...flags, "run", `${src}/mod.ts`]
-    : [Deno.execPath(), "run", "--allow-net", "--allow-env", "--config", `${src}/deno.json`, ...flags, `${src}/mod.ts`];
+    : denoGatewayArgv(src, flags);
 }
 
 async function newestProfile(dir: string): Promise<string | undefined> {
@@ -229,7 +230,7 @@ async function main() {
         `- date: ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC; load average before: ${
           (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ")
         }`,
-        `- gateway: \`${profiledArgv(runtime, "<src>", "<dir>").join(" ").replace(Root, "")}\`, ${
+        `- gateway: \`${profiledArgv(runtime, o.src, "<dir>").join(" ").replaceAll(Root, "")}\`, ${
           sutCpu !== undefined ? `alone on CPU ${sutCpu}` : "not pinned"
         }; bench configuration (RATE_LIMIT_RPS=0, METRICS_ADDR on loopback, access log on, to a file)${
           Object.keys(o.extraEnv).length ? `, plus ${JSON.stringify(o.extraEnv)}` : ""

@@ -247,3 +247,19 @@ export async function firstOk(port: number, token: string, t0: number, proc: Pro
     await sleep(1);
   }
 }
+
+/**
+ * The gateway on Deno as `deno task start` runs it from checkout `src`: its flags (V8
+ * flags, permissions) from deno.json's "start" task, with that deno.json as config.
+ */
+export function denoGatewayArgv(src: string, extra: string[] = []): string[] {
+  let flags = ["--allow-net", "--allow-env"];
+  try {
+    const start: string = JSON.parse(Deno.readTextFileSync(`${src}/deno.json`)).tasks?.start ?? "";
+    const words = start.split(/\s+/);
+    const run = words.indexOf("run");
+    const entry = words.indexOf("mod.ts");
+    if (run !== -1 && entry > run) flags = words.slice(run + 1, entry);
+  } catch { /* the default flags */ }
+  return [Deno.execPath(), "run", ...flags, "--config", `${src}/deno.json`, ...extra, `${src}/mod.ts`];
+}

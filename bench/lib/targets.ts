@@ -1,5 +1,17 @@
 /** The systems under test: nginx as a plain proxy, HAProxy with jwt_verify, mcp-gate in each form. */
-import { baseEnv, BenchDir, Bun, Data, freePort, Issuer, type Proc, ResourceUri, Run, spawn } from "./common.ts";
+import {
+  baseEnv,
+  BenchDir,
+  Bun,
+  Data,
+  denoGatewayArgv,
+  freePort,
+  Issuer,
+  type Proc,
+  ResourceUri,
+  Run,
+  spawn,
+} from "./common.ts";
 import { nginxTemps } from "./setup.ts";
 export interface Target {
   key: string;
@@ -153,30 +165,14 @@ backend origin_stream
         return { argv: pin(["haproxy", "-db", "-f", conf], sutCpu), env: baseEnv() };
       },
     },
-    // As `deno task start` and `bun run mod.ts` from the checkout (deno.json's unstable flags apply).
-    deno: gateway("deno", "mcp-gate on Deno", [
-      Deno.execPath(),
-      "run",
-      "--allow-net",
-      "--allow-env",
-      "--config",
-      `${src}/deno.json`,
-      `${src}/mod.ts`,
-    ]),
+    // As `deno task start` and `bun run mod.ts` from the checkout (deno.json's flags apply).
+    deno: gateway("deno", "mcp-gate on Deno", denoGatewayArgv(src)),
     bun: gateway("bun", "mcp-gate on Bun", [Bun, "run", `${src}/mod.ts`]),
     binary: gateway("binary", "mcp-gate binary", [binary]),
     // --src2: the same forms from a second checkout, for an A/B comparison within one run.
     ...(b
       ? {
-        deno2: gateway("deno2", "mcp-gate on Deno (B)", [
-          Deno.execPath(),
-          "run",
-          "--allow-net",
-          "--allow-env",
-          "--config",
-          `${b.src}/deno.json`,
-          `${b.src}/mod.ts`,
-        ]),
+        deno2: gateway("deno2", "mcp-gate on Deno (B)", denoGatewayArgv(b.src)),
         bun2: gateway("bun2", "mcp-gate on Bun (B)", [Bun, "run", `${b.src}/mod.ts`]),
         binary2: gateway("binary2", "mcp-gate binary (B)", [b.binary]),
       }
