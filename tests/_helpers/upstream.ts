@@ -229,7 +229,9 @@ export class Upstream {
         run(emit, signal, controller).then(
           () => {
             rec.finished = true;
-            controller.close();
+            try {
+              controller.close();
+            } catch { /* the client cancelled between the last event and the end */ }
           },
           () => {
             try {
