@@ -6,7 +6,8 @@ import { gatewayEnv, gatewayTargets, RESOURCE_METADATA_URL, RESOURCE_URI, startG
 import { assertAuthError, assertSecurityHeaders, assertUpstreamSawNothing, send } from "../_helpers/expect.ts";
 import { rawRequest, uniqueUserAgent } from "../_helpers/http.ts";
 
-const PLAIN_CHALLENGE = `Bearer realm="mcp.example.test", resource_metadata="${RESOURCE_METADATA_URL}", scope="mcp:read mcp:write"`;
+const PLAIN_CHALLENGE =
+  `Bearer realm="mcp.example.test", resource_metadata="${RESOURCE_METADATA_URL}", scope="mcp:read mcp:write"`;
 const METADATA_PATHS = ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"];
 
 for (const target of gatewayTargets()) {

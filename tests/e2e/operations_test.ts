@@ -134,7 +134,7 @@ for (const target of gatewayTargets()) {
     delete env["JWKS_URI"]; // discovered, as most users run it
     const good = await runGatewayCommand(target, ["check"], env, 30_000);
     assertEquals(good.code, 0, good.stdout + good.stderr);
-    assertStringIncludes(good.stdout, "WWW-Authenticate: Bearer resource_metadata=");
+    assertStringIncludes(good.stdout, 'WWW-Authenticate: Bearer realm="mcp.example.test", resource_metadata=');
 
     const slash = await runGatewayCommand(target, ["check"], { ...env, EXPECTED_ISSUER: `${issuer.issuer}/` }, 30_000);
     assertEquals(slash.code, 1, slash.stdout + slash.stderr);

@@ -76,7 +76,12 @@ function fullFlow(target: Target, resourcePath: "/mcp" | "") {
     assertEquals(s.challenge.method, "POST", ctx);
     assertEquals(s.challenge.url, endpoint, ctx);
     const ch = parseChallenges(s.challenge.wwwAuthenticate);
-    assertEquals(ch, [{ scheme: "Bearer", params: { resource_metadata: metadataUrl, scope: SCOPE } }], ctx);
+    // realm: AUTH_REALM's default, the host of RESOURCE_URI (the gateway's own origin here).
+    assertEquals(
+      ch,
+      [{ scheme: "Bearer", params: { realm: new URL(gw.origin).host, resource_metadata: metadataUrl, scope: SCOPE } }],
+      ctx,
+    );
 
     // Hint-less discovery (what the SDK does without a 401 first): path-inserted first.
     const steps: Step[] = s.steps;
