@@ -33,4 +33,5 @@ url=$(head -n 1 "$tmp/url")
 [[ $url == http://127.0.0.1:* ]] || { echo "run_bundle_url: the static server did not start" >&2; exit 1; }
 
 export DENO_DIR=$tmp/deno_dir
-exec "$deno" run --v8-flags=--max-semi-space-size=4 --unstable-no-legacy-abort --allow-net --allow-env "${url}mcp-gate.js" "$@"
+# --allow-read: SCOPE_RULES=@<path> reads its rules file (without it, start-up names the missing flag).
+exec "$deno" run --v8-flags=--max-semi-space-size=4 --unstable-no-legacy-abort --allow-net --allow-env --allow-read "${url}mcp-gate.js" "$@"
