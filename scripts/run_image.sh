@@ -15,4 +15,10 @@ for name in $(compgen -e); do
       FORWARD_ACCESS_TOKEN | TOKEN_CACHE_SIZE | OTEL_* | BUN_CONFIG_MAX_HTTP_REQUESTS) args+=(-e "$name") ;;
   esac
 done
+# SCOPE_RULES=@<path>: the rules file lives on the host; mount its directory read-only at the
+# same path, as a user of the image would with `-v`, so the path means the same inside.
+if [[ ${SCOPE_RULES:-} == @/* ]]; then
+  rules_dir=$(dirname "${SCOPE_RULES#@}")
+  [ -d "$rules_dir" ] && args+=(-v "$rules_dir:$rules_dir:ro")
+fi
 exec docker "${args[@]}" "$image" "$@"

@@ -62,11 +62,21 @@ async function stalledPost(port: number, token: string, partial: string): Promis
   return out;
 }
 
+/**
+ * A directory for a rules file that any user may read: the image runs as nobody (65534), and
+ * Deno.makeTempDir's 0700 would hide the file from it exactly as it would from a deployment.
+ */
+async function rulesDir(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-gate-rules-" });
+  await Deno.chmod(dir, 0o755);
+  return dir;
+}
+
 for (const target of gatewayTargets()) {
   Deno.test(`SCOPE_RULES: per-tool scopes, step-up challenges and a body read within bounds [${target.name}]`, async (t) => {
     await using issuer = await startIssuer();
     await using upstream = await startUpstream();
-    const dir = await Deno.makeTempDir({ prefix: "mcp-gate-rules-" });
+    const dir = await rulesDir();
     await Deno.writeTextFile(`${dir}/rules.json`, JSON.stringify(RULES, null, 2));
     const metricsPort = freePort();
     await using gw = await startGateway(
@@ -258,7 +268,7 @@ for (const target of gatewayTargets()) {
 
   Deno.test(`SCOPE_RULES: a bad rules file stops start-up naming the variable and the path [${target.name}]`, async () => {
     await using issuer = await startIssuer();
-    const dir = await Deno.makeTempDir({ prefix: "mcp-gate-rules-" });
+    const dir = await rulesDir();
     await Deno.writeTextFile(`${dir}/bad.json`, '[{"method": "tools/call", "scopes": "mcp:admin"}]');
     for (
       const [value, expected] of [
