@@ -14,6 +14,7 @@ import type { Config } from "./config.ts";
 import { createOriginPolicy } from "./cors.ts";
 import { createLogger, type Logger } from "./logging.ts";
 import type { Service } from "./auth/identity.ts";
+import type { TokenDigest } from "./auth/digest.ts";
 import { createJwtVerifier } from "./auth/jwt_verifier.ts";
 import { createIntrospectionVerifier } from "./auth/introspection.ts";
 import { metadataResponder } from "./routes/metadata.ts";
@@ -42,6 +43,11 @@ export type { ConnInfo } from "./context.ts";
 export interface GatewayDeps {
   /** The fetch used for the upstream, JWKS and discovery (default: globalThis.fetch). */
   fetch?: typeof fetch;
+  /**
+   * Awaited before each upstream fetch; the runtime's nextTurn() lets the fetches of one
+   * event-loop turn start together (about a quarter more requests per second on Bun).
+   */
+  beforeFetch?: () => Promise<void>;
   /** Milliseconds since the epoch (default: Date.now). */
   now?: () => number;
   log?: Logger;
@@ -53,6 +59,8 @@ export interface GatewayDeps {
   metrics?: GatewayMetrics | undefined;
   /** Tracer (OTEL_EXPORTER_OTLP_ENDPOINT), loaded by the caller with import(); undefined: no tracing. */
   tracer?: Tracer | undefined;
+  /** SHA-256 of a token for the token caches (default: WebCrypto's, asynchronous and slower). */
+  digest?: TokenDigest | undefined;
   /** Redis (REDIS_ADDR / REDIS_URL), connected by the caller with import(); undefined: buckets in memory. */
   rateLimitBackend?: BucketBackend | undefined;
 }
@@ -79,8 +87,9 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     { backend: deps.rateLimitBackend, log, onStoreError: metrics && (() => metrics.rateLimitStoreError()), now },
   );
   const concurrency = new ConcurrencyLimiter(config.maxConcurrentRequests, config.maxTotalConnections);
-  const jwt = createJwtVerifier(config, { fetch: fetchFn, now, log, metrics });
-  const opaque = createIntrospectionVerifier(config, { fetch: fetchFn, now, log, metrics });
+  const { digest } = deps;
+  const jwt = createJwtVerifier(config, { fetch: fetchFn, now, log, metrics, digest });
+  const opaque = createIntrospectionVerifier(config, { fetch: fetchFn, now, log, metrics, digest });
   const services: Service[] = opaque ? [jwt.keys, opaque] : [jwt.keys];
   const isAllowedOrigin = createOriginPolicy(config);
   const metadataPaths = new Set(config.metadataPaths);
@@ -114,6 +123,7 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     "*",
     proxy(config, {
       fetch: fetchFn,
+      beforeFetch: deps.beforeFetch,
       metrics,
       tracer,
       disableTimeouts: deps.disableTimeouts,

@@ -41,10 +41,25 @@ export interface Runtime {
   raiseFetchCap(): void;
   args: string[];
   env(): Record<string, string>;
+  /**
+   * SHA-256 of a token, synchronous (the token caches' key): node:crypto on Deno,
+   * Bun.CryptoHasher on Bun, 1–6 µs where WebCrypto's asynchronous digest takes about 40.
+   */
+  sha256(text: string): string;
+  /**
+   * Resolves in the event loop's next check phase (setImmediate), after the I/O of this turn:
+   * awaited before each upstream fetch, so that the fetches of the requests that arrived
+   * together start together. Measured on the bench (valid tokens): Bun +27% req/s and 129 →
+   * 100 µs CPU per request, Deno +9%.
+   */
+  nextTurn(): Promise<void>;
   /** Reads a UTF-8 file (SCOPE_RULES=@path); throws with the runtime's reason. */
   readTextFile(path: string): string;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
   onSignal(handler: (signal: string) => void): void;
+  /** Runs `fn` (synchronous: flush the log) before the process exits through exit(). */
+  atExit(fn: () => void): void;
+  /** Runs the atExit functions, then exits. */
   exit(code: number): never;
 }
 
@@ -57,6 +72,7 @@ interface BunServer {
 }
 interface BunGlobal {
   version: string;
+  CryptoHasher: { hash(algorithm: "sha256", data: string, encoding: "base64"): string };
   argv: string[];
   env: Record<string, string | undefined>;
   serve(options: {
@@ -80,6 +96,18 @@ interface NodeProcess {
 }
 
 const g = globalThis as unknown as { Bun?: BunGlobal; Deno?: typeof Deno; process?: NodeProcess };
+
+const setImmediate = (globalThis as unknown as { setImmediate: (fn: () => void) => void }).setImmediate;
+const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
+const exitHooks: (() => void)[] = [];
+function runExitHooks(): void {
+  for (const fn of exitHooks.splice(0)) {
+    try {
+      fn();
+    } catch { /* exiting regardless */ }
+  }
+}
 
 /** Strips the IPv4-mapped prefix so logs show 127.0.0.1, not ::ffff:127.0.0.1. */
 function plainAddress(addr: string): string {
@@ -161,6 +189,8 @@ function bunRuntime(
     args: bun.argv.slice(2),
     env: () => Object.fromEntries(Object.entries(bun.env).filter((e): e is [string, string] => e[1] !== undefined)),
     readTextFile: (path) => fs.readFileSync(path, "utf8"),
+    sha256: (text) => bun.CryptoHasher.hash("sha256", text, "base64"),
+    nextTurn,
     serve(handler, opts) {
       // Bun answers a request head over its limit (16 KiB unless --max-http-header-size)
       // with its own 431 before any handler runs; leave room so that the gateway itself
@@ -182,11 +212,23 @@ function bunRuntime(
     onSignal(handler) {
       for (const s of ["SIGTERM", "SIGINT"]) proc.on(s, () => handler(s));
     },
-    exit: (code) => proc.exit(code),
+    atExit: (fn) => {
+      // Also on an exit not through exit() (an uncaught error).
+      if (exitHooks.length === 0) proc.on("exit", runExitHooks);
+      exitHooks.push(fn);
+    },
+    exit: (code) => {
+      runExitHooks();
+      return proc.exit(code);
+    },
   };
 }
 
-function denoRuntime(deno: typeof Deno): Runtime {
+type NodeCreateHash = (algorithm: "sha256") => {
+  update(text: string): { digest(encoding: "base64"): string };
+};
+
+function denoRuntime(deno: typeof Deno, createHash: NodeCreateHash): Runtime {
   return {
     name: "deno",
     version: deno.version.deno,
@@ -197,6 +239,8 @@ function denoRuntime(deno: typeof Deno): Runtime {
     args: deno.args,
     env: () => deno.env.toObject(),
     readTextFile: (path) => deno.readTextFileSync(path),
+    sha256: (text) => createHash("sha256").update(text).digest("base64"),
+    nextTurn,
     serve(handler, opts) {
       const server = deno.serve({
         hostname: opts.hostname,
@@ -217,7 +261,15 @@ function denoRuntime(deno: typeof Deno): Runtime {
       const signals: Deno.Signal[] = deno.build.os === "windows" ? ["SIGINT"] : ["SIGTERM", "SIGINT"];
       for (const s of signals) deno.addSignalListener(s, () => handler(s));
     },
-    exit: (code) => deno.exit(code),
+    atExit: (fn) => {
+      // Also on an exit not through exit() (the event loop ran out).
+      if (exitHooks.length === 0) globalThis.addEventListener("unload", runExitHooks);
+      exitHooks.push(fn);
+    },
+    exit: (code) => {
+      runExitHooks();
+      return deno.exit(code);
+    },
   };
 }
 
@@ -232,6 +284,6 @@ export async function detectRuntime(): Promise<Runtime> {
     const [http, fs] = await Promise.all([import("node:http"), import("node:fs")]);
     return bunRuntime(g.Bun, g.process, http.default, fs);
   }
-  if (g.Deno) return denoRuntime(g.Deno);
+  if (g.Deno) return denoRuntime(g.Deno, (await import("node:crypto")).createHash);
   throw new Error("mcp-gate runs on Deno or Bun; for other runtimes embed createGateway() from mod.ts");
 }

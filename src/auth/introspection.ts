@@ -29,7 +29,7 @@ import {
   type IntrospectionFailure,
 } from "./introspection_request.ts";
 import { tokenScopes } from "./scope.ts";
-import { tokenDigest } from "./token_cache.ts";
+import { type TokenDigest, webCryptoDigest } from "./digest.ts";
 import { MaxTokenLength, nearMissHint, showClaim } from "./verify_token.ts";
 
 /** The `outcome` label of mcpgate_introspection_requests_total. */
@@ -50,6 +50,8 @@ export interface IntrospectionVerifierOptions {
   /** Milliseconds since the epoch. */
   now: () => number;
   log: Logger;
+  /** The cache key (default: WebCrypto's asynchronous SHA-256). */
+  digest?: TokenDigest | undefined;
   /** Called after every introspection request (metrics). */
   onIntrospect?: ((outcome: IntrospectionOutcome, seconds: number) => void) | undefined;
 }
@@ -166,7 +168,8 @@ export class IntrospectionVerifier implements Verifier, Service {
     if (token.length > MaxTokenLength) {
       throw invalid("malformed", "The access token is too large", `token is ${token.length} bytes`);
     }
-    const digest = await tokenDigest(token);
+    const d = (this.#opts.digest ?? webCryptoDigest)(token);
+    const digest = typeof d === "string" ? d : await d;
     const hit = this.#cache?.get(digest);
     if (hit !== undefined) {
       if (hit.identity !== undefined) return hit.identity;
@@ -232,7 +235,13 @@ export class IntrospectionVerifier implements Verifier, Service {
 /** The opaque-token verifier when INTROSPECTION_CLIENT_ID is set, else undefined. */
 export function createIntrospectionVerifier(
   config: Config,
-  deps: { fetch: typeof fetch; now: () => number; log: Logger; metrics: GatewayMetrics | undefined },
+  deps: {
+    fetch: typeof fetch;
+    now: () => number;
+    log: Logger;
+    metrics: GatewayMetrics | undefined;
+    digest?: TokenDigest | undefined;
+  },
 ): IntrospectionVerifier | undefined {
   if (config.introspection === undefined) return undefined;
   const { metrics } = deps;
@@ -242,6 +251,7 @@ export function createIntrospectionVerifier(
     fetch: deps.fetch,
     now: deps.now,
     log: deps.log,
+    digest: deps.digest,
     onIntrospect: metrics && ((outcome, seconds) => metrics.introspection(outcome, seconds)),
   });
 }

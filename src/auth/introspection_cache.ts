@@ -1,5 +1,5 @@
 /**
- * Introspection results, keyed by the SHA-256 of the token (token_cache.ts tokenDigest; the
+ * Introspection results, keyed by the SHA-256 of the token (digest.ts; the
  * token itself is never kept).
  *
  * - An accepted token (an Identity) lives until the TTL (INTROSPECTION_CACHE_TTL) or

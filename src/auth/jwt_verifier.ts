@@ -10,12 +10,14 @@ import type { Service } from "./identity.ts";
 import { KeySet } from "./key_set.ts";
 import { TokenCache } from "./token_cache.ts";
 import { TokenVerifier } from "./verify_token.ts";
+import type { TokenDigest } from "./digest.ts";
 
 export interface JwtDeps {
   fetch: typeof fetch;
   now: () => number;
   log: Logger;
   metrics: GatewayMetrics | undefined;
+  digest?: TokenDigest | undefined;
 }
 
 export function createJwtVerifier(config: Config, deps: JwtDeps): { verifier: TokenVerifier; keys: Service } {
@@ -45,6 +47,7 @@ export function createJwtVerifier(config: Config, deps: JwtDeps): { verifier: To
     keysFor: (iss) => byIssuer.get(iss) ?? keySets[0]!,
     keyVersion: () => keySets.reduce((sum, k) => sum + k.version, 0),
     now,
+    digest: deps.digest,
     cache: config.tokenCacheSize > 0
       ? new TokenCache({
         maxEntries: config.tokenCacheSize,

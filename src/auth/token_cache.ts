@@ -3,7 +3,7 @@
  * again until it expires.
  *
  * Why this is safe:
- * - Keyed by SHA-256 of the whole token, so a hit means the very same bytes were verified
+ * - Keyed by SHA-256 of the whole token (digest.ts), so a hit means the very same bytes were verified
  *   before; no two tokens can share an entry, and no token is kept in memory.
  * - An entry lives until the instant the verifier itself would reject the token
  *   (`exp` + CLOCK_SKEW) or the TTL cap, whichever is first; `now` is checked on every hit.
@@ -49,16 +49,6 @@ interface Rejection {
   rejection: AuthError;
   expiresAt: number;
   stamp: KeyStamp;
-}
-
-const encoder = new TextEncoder();
-
-/** Hex SHA-256 of the token (WebCrypto; the token itself is never stored). */
-export async function tokenDigest(token: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(token)));
-  let hex = "";
-  for (const b of digest) hex += (b < 16 ? "0" : "") + b.toString(16);
-  return hex;
 }
 
 export class TokenCache {

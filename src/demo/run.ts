@@ -142,6 +142,8 @@ async function startDemo(
   });
   const gw = createGateway(config, {
     log,
+    digest: rt.sha256,
+    beforeFetch: rt.nextTurn,
     disableTimeouts: (req) => gatewayServer.server.disableTimeouts(req),
     primeEventStreams: rt.holdsHeadersUntilFirstChunk,
   });

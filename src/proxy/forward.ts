@@ -19,6 +19,11 @@ const NullBodyStatus = new Set([101, 103, 204, 205, 304]);
 
 export interface ForwardOptions {
   fetch: typeof fetch;
+  /**
+   * Awaited just before the upstream fetch starts (runtime.ts nextTurn): the fetches of one
+   * event-loop turn then start together, one wake-up of the runtime's HTTP client for many.
+   */
+  beforeFetch?: (() => Promise<void>) | undefined;
   timeoutMs: number;
   maxRequestBody: number;
   readTimeoutMs: number;
@@ -96,6 +101,7 @@ export async function forward(
   };
   let res: Response;
   try {
+    if (opts.beforeFetch) await opts.beforeFetch();
     res = await opts.fetch(target, {
       method: req.method,
       headers,

@@ -16,6 +16,8 @@ import { type HeaderRecord, requestHeaderFilter, type UpstreamIdentity, upstream
 
 export interface ProxyDeps {
   fetch: typeof fetch;
+  /** Awaited before each upstream fetch (forward.ts beforeFetch). */
+  beforeFetch: (() => Promise<void>) | undefined;
   metrics: GatewayMetrics | undefined;
   tracer: Tracer | undefined;
   /** Lifts the runtime's idle timeout for a proxied (possibly long-lived) request. */
@@ -105,6 +107,7 @@ export function proxy(config: Config, deps: ProxyDeps): Handler<GatewayEnv> {
     try {
       res = await forward(req, target, headers, {
         fetch: deps.fetch,
+        beforeFetch: deps.beforeFetch,
         timeoutMs: config.upstreamTimeoutMs,
         maxRequestBody: config.maxRequestBody,
         readTimeoutMs: config.readTimeoutMs,

@@ -1,5 +1,6 @@
 import { assertEquals, assertNotEquals } from "@std/assert";
-import { TokenCache, tokenDigest } from "../../src/auth/token_cache.ts";
+import { TokenCache } from "../../src/auth/token_cache.ts";
+import { webCryptoDigest } from "../../src/auth/digest.ts";
 import type { VerifiedToken } from "../../src/auth/verify_token.ts";
 import { AuthError } from "../../src/errors.ts";
 
@@ -29,11 +30,11 @@ const badSignature = new AuthError("bad_signature", 401, "invalid_token", "The a
 const stamp = () => ({ live: true });
 const live = stamp();
 
-Deno.test("tokenDigest() is a SHA-256 per token: equal tokens agree, a one-character change does not", async () => {
-  const a = await tokenDigest("header.payload.signature");
-  assertEquals(a, await tokenDigest("header.payload.signature"));
+Deno.test("webCryptoDigest() is a SHA-256 per token: equal tokens agree, a one-character change does not", async () => {
+  const a = await webCryptoDigest("header.payload.signature");
+  assertEquals(a, await webCryptoDigest("header.payload.signature"));
   assertEquals(a.length, 64);
-  assertNotEquals(a, await tokenDigest("header.payload.signaturf"));
+  assertNotEquals(a, await webCryptoDigest("header.payload.signaturf"));
   assertEquals(a.includes("signature"), false);
 });
 
