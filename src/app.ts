@@ -15,6 +15,7 @@ import { createOriginPolicy } from "./cors.ts";
 import { createLogger, type Logger } from "./logging.ts";
 import type { Service } from "./auth/identity.ts";
 import type { TokenDigest } from "./auth/digest.ts";
+import type { SignatureCheck } from "./auth/signature.ts";
 import { createJwtVerifier } from "./auth/jwt_verifier.ts";
 import { createIntrospectionVerifier } from "./auth/introspection.ts";
 import { metadataResponder } from "./routes/metadata.ts";
@@ -61,6 +62,8 @@ export interface GatewayDeps {
   tracer?: Tracer | undefined;
   /** SHA-256 of a token for the token caches (default: WebCrypto's, asynchronous and slower). */
   digest?: TokenDigest | undefined;
+  /** A faster JWS signature check than jose's WebCrypto one (runtime.ts); default: jose's. */
+  signatureCheck?: SignatureCheck | undefined;
   /** Redis (REDIS_ADDR / REDIS_URL), connected by the caller with import(); undefined: buckets in memory. */
   rateLimitBackend?: BucketBackend | undefined;
 }
@@ -87,8 +90,8 @@ export function createGateway(config: Config, deps: GatewayDeps = {}): Gateway {
     { backend: deps.rateLimitBackend, log, onStoreError: metrics && (() => metrics.rateLimitStoreError()), now },
   );
   const concurrency = new ConcurrencyLimiter(config.maxConcurrentRequests, config.maxTotalConnections);
-  const { digest } = deps;
-  const jwt = createJwtVerifier(config, { fetch: fetchFn, now, log, metrics, digest });
+  const { digest, signatureCheck } = deps;
+  const jwt = createJwtVerifier(config, { fetch: fetchFn, now, log, metrics, digest, signatureCheck });
   const opaque = createIntrospectionVerifier(config, { fetch: fetchFn, now, log, metrics, digest });
   const services: Service[] = opaque ? [jwt.keys, opaque] : [jwt.keys];
   const isAllowedOrigin = createOriginPolicy(config);

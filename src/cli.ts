@@ -173,6 +173,7 @@ async function serve(rt: Runtime): Promise<void> {
     rateLimitBackend: redis,
     digest: rt.sha256,
     beforeFetch: rt.nextTurn,
+    signatureCheck: rt.signatureCheck,
     disableTimeouts: (req) => disable(req),
     primeEventStreams: rt.holdsHeadersUntilFirstChunk,
   });

@@ -3,6 +3,7 @@
  * signals, exit. Everything else is Web-standard.
  */
 import type { ConnInfo } from "./app.ts";
+import { keyFits, SignatureAlgorithms, type SignatureCheck } from "./auth/signature.ts";
 
 type Handler = (req: Request, conn: ConnInfo) => Response | Promise<Response>;
 
@@ -53,6 +54,11 @@ export interface Runtime {
    * 100 µs CPU per request, Deno +9%.
    */
   nextTurn(): Promise<void>;
+  /**
+   * node:crypto's synchronous signature check for the algorithms where it beats WebCrypto
+   * here (bench/profiles/crypto.md): RS/PS/ES on Bun, RS/PS on Deno (its ECDSA is slower).
+   */
+  signatureCheck: SignatureCheck;
   /** Reads a UTF-8 file (SCOPE_RULES=@path); throws with the runtime's reason. */
   readTextFile(path: string): string;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
@@ -177,6 +183,7 @@ function bunRuntime(
   proc: NodeProcess,
   http: { maxHeaderSize: number },
   fs: { readFileSync(path: string, encoding: "utf8"): string },
+  nodeCrypto: NodeCrypto,
 ): Runtime {
   return {
     name: "bun",
@@ -191,6 +198,7 @@ function bunRuntime(
     readTextFile: (path) => fs.readFileSync(path, "utf8"),
     sha256: (text) => bun.CryptoHasher.hash("sha256", text, "base64"),
     nextTurn,
+    signatureCheck: nodeSignatureCheck(nodeCrypto, Object.keys(SignatureAlgorithms)),
     serve(handler, opts) {
       // Bun answers a request head over its limit (16 KiB unless --max-http-header-size)
       // with its own 431 before any handler runs; leave room so that the gateway itself
@@ -224,11 +232,38 @@ function bunRuntime(
   };
 }
 
-type NodeCreateHash = (algorithm: "sha256") => {
-  update(text: string): { digest(encoding: "base64"): string };
-};
+type NodeCrypto = typeof import("node:crypto");
 
-function denoRuntime(deno: typeof Deno, createHash: NodeCreateHash): Runtime {
+/** node:crypto's synchronous `verify` for the given algorithms, keys converted once. */
+export function nodeSignatureCheck(nodeCrypto: NodeCrypto, algorithms: readonly string[]): SignatureCheck {
+  const taken = new Set(algorithms);
+  const keyObjects = new WeakMap<CryptoKey, import("node:crypto").KeyObject>();
+  return (alg, key, signingInput, signature) => {
+    const params = SignatureAlgorithms[alg];
+    if (params === undefined || !taken.has(alg) || !keyFits(params, key)) return undefined;
+    let keyObject = keyObjects.get(key);
+    if (keyObject === undefined) {
+      keyObject = nodeCrypto.KeyObject.from(key);
+      keyObjects.set(key, keyObject);
+    }
+    try {
+      return nodeCrypto.verify(
+        params.hash,
+        signingInput,
+        params.saltLength !== undefined
+          ? { key: keyObject, padding: nodeCrypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: params.saltLength }
+          : params.curve !== undefined
+          ? { key: keyObject, dsaEncoding: "ieee-p1363" }
+          : keyObject,
+        signature,
+      );
+    } catch {
+      return false; // e.g. an ECDSA signature of the wrong length
+    }
+  };
+}
+
+function denoRuntime(deno: typeof Deno, nodeCrypto: NodeCrypto): Runtime {
   return {
     name: "deno",
     version: deno.version.deno,
@@ -239,8 +274,9 @@ function denoRuntime(deno: typeof Deno, createHash: NodeCreateHash): Runtime {
     args: deno.args,
     env: () => deno.env.toObject(),
     readTextFile: (path) => deno.readTextFileSync(path),
-    sha256: (text) => createHash("sha256").update(text).digest("base64"),
+    sha256: (text) => nodeCrypto.createHash("sha256").update(text).digest("base64"),
     nextTurn,
+    signatureCheck: nodeSignatureCheck(nodeCrypto, ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]),
     serve(handler, opts) {
       const server = deno.serve({
         hostname: opts.hostname,
@@ -281,9 +317,9 @@ export async function detectRuntime(): Promise<Runtime> {
     const command = g.process.argv[2];
     if (command === undefined || command === "serve" || command === "demo") raiseBunFetchCap(g.process);
     // node:http holds Bun's HTTP header limit (settable, unlike a Bun.serve option).
-    const [http, fs] = await Promise.all([import("node:http"), import("node:fs")]);
-    return bunRuntime(g.Bun, g.process, http.default, fs);
+    const [http, fs, nodeCrypto] = await Promise.all([import("node:http"), import("node:fs"), import("node:crypto")]);
+    return bunRuntime(g.Bun, g.process, http.default, fs, nodeCrypto);
   }
-  if (g.Deno) return denoRuntime(g.Deno, (await import("node:crypto")).createHash);
+  if (g.Deno) return denoRuntime(g.Deno, await import("node:crypto"));
   throw new Error("mcp-gate runs on Deno or Bun; for other runtimes embed createGateway() from mod.ts");
 }

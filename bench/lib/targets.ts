@@ -178,6 +178,19 @@ backend origin_stream
       }
       : {}),
     "naive-bun": gateway("naive-bun", "naive Bun + jose", [Bun, `${BenchDir}/naive_proxy.ts`], false),
+    // The runtime's own floor: Bun.serve + a streamed fetch and nothing else (no token check,
+    // no log): what a proxy written in JavaScript on Bun costs before it does any work.
+    "bare-bun": {
+      key: "bare-bun",
+      label: "bare Bun.serve + fetch, no auth",
+      auth: false,
+      caches: false,
+      prepare: (port) =>
+        Promise.resolve({
+          argv: pin([Bun, `${BenchDir}/naive_proxy.ts`], sutCpu),
+          env: { ...gatewayEnv(port, origin, freePort()), NAIVE_NO_VERIFY: "1" },
+        }),
+    },
     "naive-deno": gateway("naive-deno", "naive Deno + jose", [
       Deno.execPath(),
       "run",

@@ -11,6 +11,7 @@ import { KeySet } from "./key_set.ts";
 import { TokenCache } from "./token_cache.ts";
 import { TokenVerifier } from "./verify_token.ts";
 import type { TokenDigest } from "./digest.ts";
+import type { SignatureCheck } from "./signature.ts";
 
 export interface JwtDeps {
   fetch: typeof fetch;
@@ -18,6 +19,7 @@ export interface JwtDeps {
   log: Logger;
   metrics: GatewayMetrics | undefined;
   digest?: TokenDigest | undefined;
+  signatureCheck?: SignatureCheck | undefined;
 }
 
 export function createJwtVerifier(config: Config, deps: JwtDeps): { verifier: TokenVerifier; keys: Service } {
@@ -48,6 +50,7 @@ export function createJwtVerifier(config: Config, deps: JwtDeps): { verifier: To
     keyVersion: () => keySets.reduce((sum, k) => sum + k.version, 0),
     now,
     digest: deps.digest,
+    signatureCheck: deps.signatureCheck,
     cache: config.tokenCacheSize > 0
       ? new TokenCache({
         maxEntries: config.tokenCacheSize,

@@ -144,6 +144,7 @@ async function startDemo(
     log,
     digest: rt.sha256,
     beforeFetch: rt.nextTurn,
+    signatureCheck: rt.signatureCheck,
     disableTimeouts: (req) => gatewayServer.server.disableTimeouts(req),
     primeEventStreams: rt.holdsHeadersUntilFirstChunk,
   });

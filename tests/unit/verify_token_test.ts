@@ -27,6 +27,27 @@ import {
   type TestKey,
   unsigned,
 } from "./_fixtures.ts";
+import * as nodeCrypto from "node:crypto";
+import { nodeSignatureCheck } from "../../src/runtime.ts";
+import { SignatureAlgorithms, type SignatureCheck } from "../../src/auth/signature.ts";
+
+/**
+ * Every test runs twice: with jose's WebCrypto signature check, and with node:crypto's for
+ * every algorithm it takes (as the gateway runs on Bun; on Deno it takes RS and PS only).
+ */
+const SignatureChecks: [string, SignatureCheck | undefined][] = [
+  ["jose", undefined],
+  ["node:crypto", nodeSignatureCheck(nodeCrypto, Object.keys(SignatureAlgorithms))],
+];
+let signatureCheck: SignatureCheck | undefined;
+function test(name: string, fn: (t: Deno.TestContext) => void | Promise<void>): void {
+  for (const [label, check] of SignatureChecks) {
+    Deno.test(`${name} [${label}]`, async (t) => {
+      signatureCheck = check;
+      await fn(t);
+    });
+  }
+}
 
 const rs = await makeKey("RS256", "rs1");
 const ps = await makeKey("PS256", "ps1");
@@ -87,6 +108,7 @@ async function setup(
     keysFor: () => keySet,
     keyVersion: () => keySet.version,
     now,
+    signatureCheck,
     cache: opts.cache
       ? new TokenCache({
         maxEntries: 100,
@@ -112,7 +134,7 @@ async function setup(
 
 const nowSec = Math.floor(T0 / 1000);
 
-Deno.test("TokenVerifier.verify() accepts valid RS256, PS256, ES256 and EdDSA tokens", async (t) => {
+test("TokenVerifier.verify() accepts valid RS256, PS256, ES256 and EdDSA tokens", async (t) => {
   const s = await setup();
   for (const key of [rs, ps, es, ed]) {
     await t.step(key.alg, async () => {
@@ -127,7 +149,27 @@ Deno.test("TokenVerifier.verify() accepts valid RS256, PS256, ES256 and EdDSA to
   assertEquals(s.net.calls, [JWKS_URL], "no fetch beyond the initial load");
 });
 
-Deno.test("TokenVerifier.verify() accepts the typ values of RFC 9068 and plain JWTs", async (t) => {
+Deno.test("TokenVerifier.verify() checks RS, PS and ES signatures through the runtime's check; EdDSA through jose", async () => {
+  const node = SignatureChecks[1]![1]!;
+  const answers: [string, boolean | undefined][] = [];
+  signatureCheck = (alg, key, input, sig) => {
+    const answer = node(alg, key, input, sig);
+    answers.push([alg, answer]);
+    return answer;
+  };
+  try {
+    const s = await setup();
+    for (const key of [rs, ps, es, ed]) await s.verify(await sign(key, claims(T0)));
+    const good = await sign(rs, claims(T0));
+    const reason = (await s.reject(good.slice(0, -4) + (good.endsWith("AAAA") ? "BBBB" : "AAAA"))).code;
+    assertEquals(reason, "bad_signature");
+    assertEquals(answers, [["RS256", true], ["PS256", true], ["ES256", true], ["EdDSA", undefined], ["RS256", false]]);
+  } finally {
+    signatureCheck = undefined;
+  }
+});
+
+test("TokenVerifier.verify() accepts the typ values of RFC 9068 and plain JWTs", async (t) => {
   const s = await setup();
   const cases: { description: string; input: string | undefined }[] = [
     { description: "at+jwt", input: "at+jwt" },
@@ -146,7 +188,7 @@ Deno.test("TokenVerifier.verify() accepts the typ values of RFC 9068 and plain J
 
 type Rejection = { code: AuthError["code"]; status?: AuthError["status"]; bearerError?: AuthError["bearerError"] };
 
-Deno.test("TokenVerifier.verify() rejects bad tokens with a stable reason", async (t) => {
+test("TokenVerifier.verify() rejects bad tokens with a stable reason", async (t) => {
   const s = await setup();
   const hsSecret = encoder.encode(await exportSPKI(rs.publicKey));
   const cases: { description: string; input: () => Promise<string> | string; expected: Rejection }[] = [
@@ -309,7 +351,7 @@ Deno.test("TokenVerifier.verify() rejects bad tokens with a stable reason", asyn
   }
 });
 
-Deno.test("TokenVerifier.verify() enforces ALLOWED_ALGORITHMS", async (t) => {
+test("TokenVerifier.verify() enforces ALLOWED_ALGORITHMS", async (t) => {
   const s = await setup({ config: { allowedAlgorithms: ["RS256"] } });
   await t.step("RS256 allowed", async () => assertEquals((await s.verify(await sign(rs, claims(T0)))).sub, "user-123"));
   for (const key of [ps, es, ed]) {
@@ -321,7 +363,7 @@ Deno.test("TokenVerifier.verify() enforces ALLOWED_ALGORITHMS", async (t) => {
   }
 });
 
-Deno.test("TokenVerifier.verify() applies CLOCK_SKEW to exp and nbf", async (t) => {
+test("TokenVerifier.verify() applies CLOCK_SKEW to exp and nbf", async (t) => {
   const cases: { description: string; input: { skew: number; claims: Record<string, unknown> }; expected: string }[] = [
     { description: "expired 29 s ago, skew 30 s", input: { skew: 30, claims: { exp: nowSec - 29 } }, expected: "ok" },
     {
@@ -357,7 +399,7 @@ Deno.test("TokenVerifier.verify() applies CLOCK_SKEW to exp and nbf", async (t) 
 
 // CLOCK_SKEW is the "leeway for exp/nbf/iat" (requirements §1): a token whose iat lies
 // in the future beyond the skew was not issued by a clock the gateway can trust.
-Deno.test("TokenVerifier.verify() applies CLOCK_SKEW to iat", async (t) => {
+test("TokenVerifier.verify() applies CLOCK_SKEW to iat", async (t) => {
   const s = await setup();
   await t.step("iat 29 s ahead is accepted", async () => {
     assertEquals((await s.verify(await sign(rs, claims(T0, { iat: nowSec + 29 })))).sub, "user-123");
@@ -373,7 +415,7 @@ Deno.test("TokenVerifier.verify() applies CLOCK_SKEW to iat", async (t) => {
   });
 });
 
-Deno.test("TokenVerifier.verify() explains issuer and audience near misses in the hint", async (t) => {
+test("TokenVerifier.verify() explains issuer and audience near misses in the hint", async (t) => {
   const s = await setup();
   await t.step("aud with a trailing slash", async () => {
     const e = await s.reject(await sign(rs, claims(T0, { aud: `${RESOURCE}/` })));
@@ -408,7 +450,7 @@ Deno.test("TokenVerifier.verify() explains issuer and audience near misses in th
   });
 });
 
-Deno.test("TokenVerifier.verify() reads scopes from scope or scp and the client from client_id or azp", async (t) => {
+test("TokenVerifier.verify() reads scopes from scope or scp and the client from client_id or azp", async (t) => {
   const s = await setup();
   const cases: {
     description: string;
@@ -456,7 +498,7 @@ Deno.test("TokenVerifier.verify() reads scopes from scope or scp and the client 
   }
 });
 
-Deno.test("TokenVerifier.verify() refetches the JWKS once per cooldown for unknown kids", async (t) => {
+test("TokenVerifier.verify() refetches the JWKS once per cooldown for unknown kids", async (t) => {
   const s = await setup();
   const stranger = { ...rs, kid: "nope" };
   await t.step("within the cooldown of the initial load: no refetch", async () => {
@@ -488,7 +530,7 @@ Deno.test("TokenVerifier.verify() refetches the JWKS once per cooldown for unkno
   assertEquals(s.net.calls.every((c) => c === JWKS_URL), true);
 });
 
-Deno.test("TokenVerifier.verify() shares one refetch among concurrent unknown-kid requests", async () => {
+test("TokenVerifier.verify() shares one refetch among concurrent unknown-kid requests", async () => {
   const s = await setup();
   s.clock.now = T0 + Cooldown + 1;
   const tokens = await Promise.all(
@@ -502,7 +544,7 @@ Deno.test("TokenVerifier.verify() shares one refetch among concurrent unknown-ki
   assertEquals(s.net.callsTo(JWKS_URL), 2);
 });
 
-Deno.test("TokenVerifier.verify() picks up a rotated key", async (t) => {
+test("TokenVerifier.verify() picks up a rotated key", async (t) => {
   await t.step("new kid published: one refetch, then success", async () => {
     const s = await setup();
     s.net.jwks = { keys: [rs.publicJwk, rsNext.publicJwk] };
@@ -528,7 +570,7 @@ Deno.test("TokenVerifier.verify() picks up a rotated key", async (t) => {
   });
 });
 
-Deno.test("TokenVerifier.verify() never fetches or uses jku, x5u or embedded jwk headers", async (t) => {
+test("TokenVerifier.verify() never fetches or uses jku, x5u or embedded jwk headers", async (t) => {
   const s = await setup();
   s.clock.now = T0 + Cooldown + 1;
   const evil = "https://evil.example.com";
@@ -565,7 +607,7 @@ Deno.test("TokenVerifier.verify() never fetches or uses jku, x5u or embedded jwk
   assertEquals(s.net.calls.every((c) => c === JWKS_URL), true);
 });
 
-Deno.test("TokenVerifier.verify() keeps serving the last good keys during a JWKS outage", async (t) => {
+test("TokenVerifier.verify() keeps serving the last good keys during a JWKS outage", async (t) => {
   const s = await setup();
   s.net.asFault = "throw";
   await t.step("after the refresh interval: verifies, and tries a background refresh", async () => {
@@ -590,7 +632,7 @@ Deno.test("TokenVerifier.verify() keeps serving the last good keys during a JWKS
   });
 });
 
-Deno.test("TokenVerifier.verify() answers 503 no_keys when no key set was ever loaded", async () => {
+test("TokenVerifier.verify() answers 503 no_keys when no key set was ever loaded", async () => {
   const s = await setup({ load: false });
   s.net.asFault = "500";
   await assertRejects(() => s.keySet.load());
@@ -598,7 +640,7 @@ Deno.test("TokenVerifier.verify() answers 503 no_keys when no key set was ever l
   assertEquals([e.code, e.status, e.bearerError], ["no_keys", 503, ""]);
 });
 
-Deno.test("KeySet ignores oct and private keys in the JWKS", async (t) => {
+test("KeySet ignores oct and private keys in the JWKS", async (t) => {
   const secret = b64url(crypto.getRandomValues(new Uint8Array(32)));
   const oct = { kty: "oct", k: secret, kid: "hmac", alg: "HS256" };
   const priv = { ...rsNext.publicJwk, kid: "priv", d: "AQAB" };
@@ -631,7 +673,7 @@ Deno.test("KeySet ignores oct and private keys in the JWKS", async (t) => {
   });
 });
 
-Deno.test("TokenVerifier.verify() accepts tokens when two keys share a kid", async (t) => {
+test("TokenVerifier.verify() accepts tokens when two keys share a kid", async (t) => {
   const a = await makeKey("RS256", "dup");
   const b = await makeKey("RS256", "dup");
   const s = await setup({ jwks: [a.publicJwk, b.publicJwk] });
@@ -643,7 +685,7 @@ Deno.test("TokenVerifier.verify() accepts tokens when two keys share a kid", asy
   });
 });
 
-Deno.test("TokenVerifier.verify() with a cache still honours exp and key changes", async (t) => {
+test("TokenVerifier.verify() with a cache still honours exp and key changes", async (t) => {
   await t.step("a cached token expires at exp + skew", async () => {
     const s = await setup({ cache: true });
     const token = await sign(rs, claims(T0, { exp: nowSec + 60 }));
@@ -718,7 +760,7 @@ Deno.test("TokenVerifier.verify() with a cache still honours exp and key changes
   });
 });
 
-Deno.test("TokenVerifier.verify() returns the full payload for claim headers", async () => {
+test("TokenVerifier.verify() returns the full payload for claim headers", async () => {
   const s = await setup();
   const got = await s.verify(await sign(rs, claims(T0, { email: "u@example.com", groups: ["a"] }) as JWTPayload));
   assertInstanceOf(got.payload, Object);
