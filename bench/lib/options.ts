@@ -5,7 +5,7 @@ import { Root } from "./common.ts";
 export const Help = `Usage: deno run -A bench/bench.ts [options]
 
   --targets=LIST      systems under test, in order (default: nginx,haproxy,deno,bun,binary);
-                      also: naive-bun (the issue's ~40-line jose+fetch proxy), naive-deno
+                      also: naive-bun (the issue's ~40-line jose+fetch proxy), naive-deno, bare-bun (Bun.serve + fetch, no auth: the runtime's floor)
   --duration=S        seconds per measured wrk run (default 3)
   --repeats=N         measured runs per throughput row; the median is shown (default 3)
   --warmup=S          seconds of wrk before the first measured run of a target (default 2)
@@ -127,7 +127,7 @@ export function parseOptions(args: string[]) {
         throw new Error(`unknown option ${a}\n\n${Help}`);
     }
   }
-  const known = new Set(["nginx", "haproxy", "deno", "bun", "binary", "naive-bun", "naive-deno"]);
+  const known = new Set(["nginx", "haproxy", "deno", "bun", "binary", "naive-bun", "naive-deno", "bare-bun"]);
   if (o.src2) { for (const t of ["deno2", "bun2", "binary2"]) known.add(t); }
   for (const t of o.targets) if (!known.has(t)) throw new Error(`unknown target ${t}`);
   for (const f of o.features) {
