@@ -4,7 +4,7 @@
 import { createGateway } from "./app.ts";
 import { type Config, loadConfig, parseListenAddr, Variables } from "./config.ts";
 import { ConfigError, formatProblem } from "./errors.ts";
-import { createLogger, lineBatch, type Logger } from "./logging.ts";
+import { createLogger, type Logger } from "./logging.ts";
 import { urlHost } from "./net.ts";
 import { runCheck } from "./check.ts";
 import { GatewayMetrics, metricsHandler } from "./metrics.ts";
@@ -134,10 +134,7 @@ async function serve(rt: Runtime): Promise<void> {
   // Before any output: on Bun this may replace the process with one whose fetch cap is raised.
   rt.raiseFetchCap();
   const loaded = configOrExit(rt);
-  // Log lines go out in one write per timer tick (logging.ts lineBatch), flushed before exit.
-  const out = lineBatch((text) => console.log(text));
-  rt.atExit(out.flush);
-  const log = createLogger(loaded.logLevel, out.write);
+  const log = createLogger(loaded.logLevel);
   const config = withinFetchCap(rt, loaded, log);
   for (const w of config.warnings) log.warn("configuration warning", { warning: w });
   if (rt.maxHeaderBytes !== undefined && rt.maxHeaderBytes < config.maxHeaderBytes) {

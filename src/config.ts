@@ -118,7 +118,7 @@ export const Variables: readonly { name: string; default: string; meaning: strin
   { name: "AUTH_REALM", default: "(RESOURCE_URI host)", meaning: "realm of WWW-Authenticate; empty omits it" },
   { name: "ALLOWED_ALGORITHMS", default: DefaultAlgorithms.join(","), meaning: "JWS algorithms accepted" },
   { name: "CLOCK_SKEW", default: "30s", meaning: "leeway for exp/nbf/iat" },
-  { name: "JWKS_REFRESH_INTERVAL", default: "1h", meaning: "max age of cached keys" },
+  { name: "JWKS_REFRESH_INTERVAL", default: "1h", meaning: "background key refresh interval (±10% jitter)" },
   { name: "JWKS_REFETCH_COOLDOWN", default: "30s", meaning: "min time between unscheduled JWKS refetches" },
   { name: "JWKS_FETCH_TIMEOUT", default: "5s", meaning: "timeout of one JWKS or discovery fetch" },
   { name: "ALLOWED_ORIGINS", default: "", meaning: "browser origins allowed (comma list, * for any)" },

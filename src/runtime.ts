@@ -63,9 +63,6 @@ export interface Runtime {
   readTextFile(path: string): string;
   serve(handler: Handler, opts: ServeOptions): RunningServer;
   onSignal(handler: (signal: string) => void): void;
-  /** Runs `fn` (synchronous: flush the log) before the process exits through exit(). */
-  atExit(fn: () => void): void;
-  /** Runs the atExit functions, then exits. */
   exit(code: number): never;
 }
 
@@ -105,15 +102,6 @@ const g = globalThis as unknown as { Bun?: BunGlobal; Deno?: typeof Deno; proces
 
 const setImmediate = (globalThis as unknown as { setImmediate: (fn: () => void) => void }).setImmediate;
 const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
-
-const exitHooks: (() => void)[] = [];
-function runExitHooks(): void {
-  for (const fn of exitHooks.splice(0)) {
-    try {
-      fn();
-    } catch { /* exiting regardless */ }
-  }
-}
 
 /** Strips the IPv4-mapped prefix so logs show 127.0.0.1, not ::ffff:127.0.0.1. */
 function plainAddress(addr: string): string {
@@ -220,15 +208,7 @@ function bunRuntime(
     onSignal(handler) {
       for (const s of ["SIGTERM", "SIGINT"]) proc.on(s, () => handler(s));
     },
-    atExit: (fn) => {
-      // Also on an exit not through exit() (an uncaught error).
-      if (exitHooks.length === 0) proc.on("exit", runExitHooks);
-      exitHooks.push(fn);
-    },
-    exit: (code) => {
-      runExitHooks();
-      return proc.exit(code);
-    },
+    exit: (code) => proc.exit(code),
   };
 }
 
@@ -297,15 +277,7 @@ function denoRuntime(deno: typeof Deno, nodeCrypto: NodeCrypto): Runtime {
       const signals: Deno.Signal[] = deno.build.os === "windows" ? ["SIGINT"] : ["SIGTERM", "SIGINT"];
       for (const s of signals) deno.addSignalListener(s, () => handler(s));
     },
-    atExit: (fn) => {
-      // Also on an exit not through exit() (the event loop ran out).
-      if (exitHooks.length === 0) globalThis.addEventListener("unload", runExitHooks);
-      exitHooks.push(fn);
-    },
-    exit: (code) => {
-      runExitHooks();
-      return deno.exit(code);
-    },
+    exit: (code) => deno.exit(code),
   };
 }
 

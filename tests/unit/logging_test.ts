@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { createLogger, type Level, lineBatch, redact, silentLogger } from "../../src/logging.ts";
+import { createLogger, type Level, redact, silentLogger } from "../../src/logging.ts";
 
 const Jwt = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c2VyLTEyMyJ9.c2lnbmF0dXJlLWJ5dGVz";
 
@@ -89,24 +89,4 @@ Deno.test("silentLogger writes nothing", () => {
     console.log = orig;
   }
   assertEquals(seen, []);
-});
-
-Deno.test("lineBatch() writes the lines of one tick as one text, in order; flush() and maxLines write at once", async () => {
-  const texts: string[] = [];
-  const batch = lineBatch((text) => texts.push(text), 3);
-  batch.write("a");
-  batch.write("b");
-  assertEquals(texts, []);
-  await new Promise((r) => setTimeout(r, 5));
-  assertEquals(texts, ["a\nb"]);
-  batch.write("c");
-  batch.write("d");
-  batch.write("e");
-  assertEquals(texts, ["a\nb", "c\nd\ne"]);
-  batch.write("f");
-  batch.flush();
-  assertEquals(texts, ["a\nb", "c\nd\ne", "f"]);
-  batch.flush();
-  await new Promise((r) => setTimeout(r, 5));
-  assertEquals(texts, ["a\nb", "c\nd\ne", "f"]);
 });
