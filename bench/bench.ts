@@ -28,10 +28,11 @@ import {
   Results,
   Run,
   run,
+  spread,
 } from "./lib/common.ts";
 import { buildBinary, buildLoadgen, ensureTools, makePools, type Pools, startOrigin } from "./lib/setup.ts";
 import { makeTargets, startTarget, type Target } from "./lib/targets.ts";
-import { latencyRow, sseRow, throughputRow, wrk } from "./lib/measure.ts";
+import { latencyRow, type RowResult, sseRow, throughputRow, wrk } from "./lib/measure.ts";
 import { checkTargets, renderTable, type TargetResult } from "./lib/report.ts";
 import { type Options, parseOptions } from "./lib/options.ts";
 import { type Feature, Features, startRedis } from "./lib/features.ts";
@@ -126,28 +127,64 @@ async function startups(ctx: Ctx, t: Target): Promise<number[]> {
   return starts;
 }
 
-/** Each feature row in a gateway of its own (same form, only that feature on). */
+/** Medians over rows of one run each. */
+function mergeRuns(rows: RowResult[]): RowResult {
+  const runs = rows.flatMap((r) => r.runs);
+  const cpu = rows.map((r) => r.cpuUs).filter((v): v is number => v !== undefined);
+  const notes = [...new Set(rows.map((r) => r.note).filter((n) => n !== undefined))];
+  return {
+    value: median(runs),
+    spread: spread(runs),
+    runs,
+    ...(cpu.length ? { cpuUs: median(cpu) } : {}),
+    ...(notes.length ? { note: notes.join("; ") } : {}),
+  };
+}
+
+/**
+ * Each feature row in a gateway of its own (same form, only that feature on), measured
+ * interleaved with a plain gateway of the same form started beside it (plain, feature,
+ * plain, feature…, like ab.ts): the row's P ratio compares runs seconds apart, not minutes,
+ * so that this machine's drift does not pass for the feature's cost.
+ */
 async function featureRows(ctx: Ctx, t: Target, res: TargetResult) {
   const { o, pools } = ctx;
+  const once = { ...o, repeats: 1 };
   for (const f of ctx.features) {
     const logFile = `${Run}/${t.key}-${f.key}.log`;
+    const plainLog = `${Run}/${t.key}-${f.key}-plain.log`;
     const token = (await Deno.readTextFile(f.pool(pools))).split("\n")[0]!;
     let proc: Proc | undefined;
+    let plainProc: Proc | undefined;
     try {
       log(`${t.label}: ${f.label}`);
       const env = f.env({ jwksPort: ctx.origin.jwksPort, redisPort: ctx.redisPort });
       const started = await startSystem(ctx, t, logFile, token, env);
       proc = started.proc;
+      const plain = await startSystem(ctx, t, plainLog, ctx.validToken);
+      plainProc = plain.proc;
       const status = await probe(started.port, token);
       if (status !== 200) throw new Error(`sanity check failed: the row's first token → ${status}`);
       await wrk(started.port, f.pool(pools), 1, o.connections);
-      res.rows[f.key] = await throughputRow(started.port, [f.pool(pools)], o, "ok", t, proc?.pid);
+      await wrk(plain.port, pools.validRs, 1, o.connections);
+      const featureRuns: RowResult[] = [];
+      const plainRuns: RowResult[] = [];
+      for (let i = 0; i < o.repeats; i++) {
+        plainRuns.push(await throughputRow(plain.port, [pools.validRs], once, "ok", t, plainProc?.pid));
+        featureRuns.push(await throughputRow(started.port, [f.pool(pools)], once, "ok", t, proc?.pid));
+      }
+      res.rows[f.key] = mergeRuns(featureRuns);
+      res.rows[`${f.key}Plain`] = mergeRuns(plainRuns);
     } catch (e) {
       (res.featureErrors ??= {})[f.key] = e instanceof Error ? e.message : String(e);
       log(`${t.label}, ${f.key}: ${res.featureErrors[f.key]}`);
     } finally {
       await proc?.stop();
-      if (!o.keepLogs) await Deno.remove(logFile).catch(() => {});
+      await plainProc?.stop();
+      if (!o.keepLogs) {
+        await Deno.remove(logFile).catch(() => {});
+        await Deno.remove(plainLog).catch(() => {});
+      }
     }
   }
 }
