@@ -8,7 +8,7 @@ import { createLogger, type Logger } from "./logging.ts";
 import { urlHost } from "./net.ts";
 import { runCheck } from "./check.ts";
 import { GatewayMetrics, metricsHandler } from "./metrics.ts";
-import type { RunningServer, Runtime } from "./runtime.ts";
+import { type RunningServer, type Runtime, runtimeGatewayDeps } from "./runtime.ts";
 import { Version } from "./version.ts";
 
 export const Usage = `mcp-gate ${Version}: a stateless OAuth 2.1 gateway for MCP servers
@@ -164,15 +164,12 @@ async function serve(rt: Runtime): Promise<void> {
 
   let disable: (req: Request) => void = () => {};
   const gateway = createGateway(config, {
+    ...runtimeGatewayDeps(rt),
     log,
     metrics,
     tracer,
     rateLimitBackend: redis,
-    digest: rt.sha256,
-    beforeFetch: rt.nextTurn,
-    signatureCheck: rt.signatureCheck,
     disableTimeouts: (req) => disable(req),
-    primeEventStreams: rt.holdsHeadersUntilFirstChunk,
   });
   let server: RunningServer;
   try {

@@ -1,8 +1,8 @@
 /**
  * The feature rows: the gateway with one of this round's features on, each in a gateway of
  * its own, so that the main rows measure the default configuration (features off: their
- * cost must be zero there) and each feature's cost is its own row, next to the same form's
- * plain "valid RS256" row.
+ * cost must be zero there) and each feature's cost is its own row, measured run by run
+ * against a plain gateway of the same form started beside it (bench.ts featureRows).
  *
  * - scope:  SCOPE_RULES with 10 rules; the bench's body (tools/call "echo") matches the
  *           8th, which needs mcp:tools (the valid pool's tokens have it). Every request's

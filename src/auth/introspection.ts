@@ -79,6 +79,7 @@ function unavailable(hint: string, cause?: unknown): AuthError {
 
 export class IntrospectionVerifier implements Verifier, Service {
   #opts: IntrospectionVerifierOptions;
+  #digest: TokenDigest;
   #endpoint: string | undefined;
   #authorization: string;
   #cache: IntrospectionCache | undefined;
@@ -90,6 +91,7 @@ export class IntrospectionVerifier implements Verifier, Service {
 
   constructor(opts: IntrospectionVerifierOptions) {
     this.#opts = opts;
+    this.#digest = opts.digest ?? webCryptoDigest;
     const { settings, config } = opts;
     this.#endpoint = settings.endpoint;
     this.#authorization = basicCredentials(settings.clientId, settings.clientSecret);
@@ -168,7 +170,7 @@ export class IntrospectionVerifier implements Verifier, Service {
     if (token.length > MaxTokenLength) {
       throw invalid("malformed", "The access token is too large", `token is ${token.length} bytes`);
     }
-    const d = (this.#opts.digest ?? webCryptoDigest)(token);
+    const d = this.#digest(token);
     const digest = typeof d === "string" ? d : await d;
     const hit = this.#cache?.get(digest);
     if (hit !== undefined) {

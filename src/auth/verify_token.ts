@@ -154,6 +154,7 @@ export interface TokenVerifierOptions {
 
 export class TokenVerifier implements Verifier {
   #opts: TokenVerifierOptions;
+  #digest: TokenDigest;
   #algorithms: Set<string>;
   #issuers: Set<string>;
   #audiences: Set<string>;
@@ -161,6 +162,7 @@ export class TokenVerifier implements Verifier {
 
   constructor(opts: TokenVerifierOptions) {
     this.#opts = opts;
+    this.#digest = opts.digest ?? webCryptoDigest;
     const c = opts.config;
     this.#algorithms = new Set(c.allowedAlgorithms);
     this.#issuers = new Set(c.expectedIssuers);
@@ -178,7 +180,7 @@ export class TokenVerifier implements Verifier {
   async verify(token: string): Promise<VerifiedToken> {
     const cache = this.#opts.cache;
     if (!cache || token.length > MaxTokenLength) return this.#verify(token, {});
-    const d = (this.#opts.digest ?? webCryptoDigest)(token);
+    const d = this.#digest(token);
     const digest = typeof d === "string" ? d : await d;
     const hit = cache.get(digest);
     if (hit) {

@@ -10,7 +10,7 @@ import { type ListenAddress, loadConfig, parseListenAddr } from "../config.ts";
 import { ConfigError, formatProblem } from "../errors.ts";
 import { createLogger, type Level, type Logger } from "../logging.ts";
 import { isLoopbackHost, urlHost } from "../net.ts";
-import type { RunningServer, Runtime } from "../runtime.ts";
+import { type RunningServer, type Runtime, runtimeGatewayDeps } from "../runtime.ts";
 import { Version } from "../version.ts";
 import { createDemoIssuer } from "./issuer.ts";
 import { createDemoMcpServer } from "./mcp_server.ts";
@@ -141,12 +141,9 @@ async function startDemo(
     LOG_LEVEL: log.level,
   });
   const gw = createGateway(config, {
+    ...runtimeGatewayDeps(rt),
     log,
-    digest: rt.sha256,
-    beforeFetch: rt.nextTurn,
-    signatureCheck: rt.signatureCheck,
     disableTimeouts: (req) => gatewayServer.server.disableTimeouts(req),
-    primeEventStreams: rt.holdsHeadersUntilFirstChunk,
   });
   gatewayServer.set(gw.fetch);
 
